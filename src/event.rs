@@ -1,0 +1,240 @@
+//! Per-socket event queue: filled by the I/O thread, drained by the host with
+//! poll/wait. One `parking_lot` mutex + condvar; waiters park, never spin.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Code, Error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Open = 1,
+    Text = 2,
+    Binary = 3,
+    Error = 4,
+    Close = 5,
+}
+
+/// One event. `data` always ends with one extra NUL byte that is not part of
+/// the payload, so C sees `data[len] == 0` without a second copy.
+#[derive(Debug)]
+pub struct Event {
+    pub kind: Kind,
+    pub error: Code,
+    pub close_code: u16,
+    pub clean: bool,
+    data: Vec<u8>,
+}
+
+impl Event {
+    fn with_payload(kind: Kind, payload: &[u8]) -> Event {
+        let mut data = Vec::with_capacity(payload.len() + 1);
+        data.extend_from_slice(payload);
+        data.push(0);
+        Event {
+            kind,
+            error: Code::WSB_OK,
+            close_code: 0,
+            clean: false,
+            data,
+        }
+    }
+    pub fn open(subprotocol: &str) -> Event {
+        Self::with_payload(Kind::Open, subprotocol.as_bytes())
+    }
+    pub fn text(payload: &[u8]) -> Event {
+        Self::with_payload(Kind::Text, payload)
+    }
+    pub fn binary(payload: &[u8]) -> Event {
+        Self::with_payload(Kind::Binary, payload)
+    }
+    pub fn error(err: &Error) -> Event {
+        let mut e = Self::with_payload(Kind::Error, err.detail.as_bytes());
+        e.error = err.code;
+        e
+    }
+    pub fn close(code: u16, clean: bool, reason: &str) -> Event {
+        let mut e = Self::with_payload(Kind::Close, reason.as_bytes());
+        e.close_code = code;
+        e.clean = clean;
+        e
+    }
+    /// Payload without the trailing NUL.
+    pub fn payload(&self) -> &[u8] {
+        &self.data[..self.data.len() - 1]
+    }
+    /// Payload including the trailing NUL (for handing to C).
+    pub fn data_with_nul(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// The socket was freed while a thread waited on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freed;
+
+/// How the connect attempt ended, for `wsb_wait_open`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    Opened,
+    Failed(Error),
+    Abandoned,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: VecDeque<Event>,
+    /// The last polled event: its payload stays valid until the next poll.
+    current: Option<Event>,
+    open: Option<OpenOutcome>,
+    /// The CLOSE event has been queued: nothing may follow it.
+    closed: bool,
+    /// The handle was freed: nobody will poll, so events are dropped.
+    discard: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct EventQueue {
+    inner: Mutex<Inner>,
+    cond: Condvar,
+}
+
+/// What `poll`/`wait` hand out: a copy of the header fields and a pointer to
+/// the payload, which lives in the queue's `current` slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Polled {
+    pub kind: Kind,
+    pub error: Code,
+    pub close_code: u16,
+    pub clean: bool,
+    pub data: *const u8,
+    pub len: usize,
+}
+
+impl EventQueue {
+    /// Queue events (in order). Returns false (and drops them) if CLOSE was
+    /// already queued. A CLOSE among them closes the queue after it.
+    pub fn push_all(&self, events: impl IntoIterator<Item = Event>) -> bool {
+        let mut g = self.inner.lock();
+        let mut pushed = false;
+        for ev in events {
+            if g.closed {
+                break;
+            }
+            match ev.kind {
+                Kind::Open => {
+                    g.open.get_or_insert(OpenOutcome::Opened);
+                }
+                Kind::Close => {
+                    g.closed = true;
+                    g.open.get_or_insert(OpenOutcome::Abandoned);
+                }
+                _ => {}
+            }
+            if !g.discard {
+                g.queue.push_back(ev);
+            }
+            pushed = true;
+        }
+        drop(g);
+        if pushed {
+            self.cond.notify_all();
+        }
+        pushed
+    }
+
+    pub fn push(&self, ev: Event) -> bool {
+        self.push_all([ev])
+    }
+
+    /// Record a failed open: ERROR then CLOSE 1006, and the outcome for waiters.
+    pub fn fail_open(&self, err: &Error) -> bool {
+        {
+            let mut g = self.inner.lock();
+            if g.closed {
+                return false;
+            }
+            g.open = Some(OpenOutcome::Failed(err.clone()));
+        }
+        self.push_all([Event::error(err), Event::close(1006, false, "")])
+    }
+
+    /// Record an abandoned connect (local close while connecting): CLOSE 1006.
+    pub fn abandon(&self) -> bool {
+        {
+            let mut g = self.inner.lock();
+            if g.closed {
+                return false;
+            }
+            g.open = Some(OpenOutcome::Abandoned);
+        }
+        self.push(Event::close(1006, false, ""))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
+    }
+
+    fn take_next(g: &mut Inner) -> Option<Polled> {
+        g.current = g.queue.pop_front();
+        g.current.as_ref().map(|ev| Polled {
+            kind: ev.kind,
+            error: ev.error,
+            close_code: ev.close_code,
+            clean: ev.clean,
+            data: ev.data.as_ptr(),
+            len: ev.data.len() - 1,
+        })
+    }
+
+    pub fn poll(&self) -> Option<Polled> {
+        Self::take_next(&mut self.inner.lock())
+    }
+
+    /// Wait up to `deadline` for an event. `Err(Freed)` if the socket was freed
+    /// meanwhile (the handle is gone).
+    pub fn wait(&self, deadline: Instant) -> Result<Option<Polled>, Freed> {
+        let mut g = self.inner.lock();
+        loop {
+            if g.discard {
+                return Err(Freed);
+            }
+            if !g.queue.is_empty() {
+                return Ok(Self::take_next(&mut g));
+            }
+            if self.cond.wait_until(&mut g, deadline).timed_out() {
+                return Ok(Self::take_next(&mut g));
+            }
+        }
+    }
+
+    /// Wait up to `deadline` for the open outcome (`Ok(None)` on timeout,
+    /// `Err(Freed)` if the socket was freed meanwhile).
+    pub fn wait_open(&self, deadline: Instant) -> Result<Option<OpenOutcome>, Freed> {
+        let mut g = self.inner.lock();
+        loop {
+            if g.discard {
+                return Err(Freed);
+            }
+            if let Some(o) = &g.open {
+                return Ok(Some(o.clone()));
+            }
+            if self.cond.wait_until(&mut g, deadline).timed_out() {
+                return Ok(g.open.clone());
+            }
+        }
+    }
+
+    /// Drop everything queued and all later events (after wsb_free nobody can
+    /// poll any more).
+    pub fn discard(&self) {
+        let mut g = self.inner.lock();
+        g.discard = true;
+        g.queue.clear();
+        g.current = None;
+        drop(g);
+        self.cond.notify_all();
+    }
+}

@@ -1,0 +1,112 @@
+//! The C ABI. Everything `unsafe` in the crate lives in this module: raw
+//! pointers from C are checked for NULL and turned into safe values here, then
+//! the safe core does the work. Every `extern "C"` function runs inside
+//! [`boundary`]: a panic becomes `WSB_ERR_INTERNAL`, never an unwind into C.
+//!
+//! The entry points are plain `extern "C" fn`s (not `unsafe fn`) because C is
+//! their caller; the pointer rules each one relies on are in its header doc.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::{wsb_result, Code, Error, Result};
+
+pub mod library;
+pub mod options;
+pub mod socket;
+pub mod types;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Record the detail of a failed call for `wsb_last_error()` on this thread.
+pub(crate) fn set_last_error(detail: &str) {
+    let c = CString::new(detail.replace('\0', "\\0")).unwrap_or_default();
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = c);
+}
+
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
+}
+
+/// The one panic boundary. Runs `f`; maps `Err` to its code (recording the
+/// detail) and a panic to `WSB_ERR_INTERNAL`.
+pub(crate) fn boundary(f: impl FnOnce() -> Result<Code>) -> wsb_result {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            set_last_error(&e.detail);
+            e.code
+        }
+        Err(_) => {
+            set_last_error("internal error: a panic was caught at the API boundary");
+            Code::WSB_ERR_INTERNAL
+        }
+    }
+}
+
+/// The same boundary for functions that return a value instead of a code:
+/// `fallback` is returned if `f` panics.
+pub(crate) fn boundary_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            set_last_error("internal error: a panic was caught at the API boundary");
+            fallback
+        }
+    }
+}
+
+pub(crate) fn null_arg(name: &str) -> Error {
+    Error::new(Code::WSB_ERR_NULL_ARGUMENT, format!("{name} is NULL"))
+}
+
+/// Borrow a NUL-terminated C string.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn c_str<'a>(p: *const c_char, name: &str) -> Result<&'a CStr> {
+    if p.is_null() {
+        return Err(null_arg(name));
+    }
+    // SAFETY: non-NULL, and the caller guarantees NUL termination and validity.
+    Ok(unsafe { CStr::from_ptr(p) })
+}
+
+/// Borrow `len` bytes at `p`; NULL is accepted only when `len` is 0.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes valid for the call.
+pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(null_arg(name));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::invalid_argument(format!(
+            "{name}: length {len} is too large"
+        )));
+    }
+    // SAFETY: non-NULL, len fits isize, and the caller guarantees `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Write `v` to an out-pointer.
+///
+/// # Safety
+/// `p` is NULL or valid for a write of `T`.
+pub(crate) unsafe fn write_out<T>(p: *mut T, v: T, name: &str) -> Result<()> {
+    if p.is_null() {
+        return Err(null_arg(name));
+    }
+    // SAFETY: non-NULL, and the caller guarantees it is writable and aligned.
+    unsafe { p.write(v) };
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! `wsb_options_*`: building connection options.
+//!
+//! Every live options object is recorded in a set, so a double free or a
+//! pointer that never came from wsb_options_new() is detected instead of
+//! corrupting memory. The set's lock is held while an object is used, so
+//! concurrent use of one object from several threads is serialised.
+
+use std::collections::HashSet;
+use std::ffi::c_char;
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+use super::types::wsb_options;
+use super::{boundary, boundary_value, bytes, c_str, null_arg};
+use crate::error::{wsb_result, Code, Error, Result};
+use crate::options::Options;
+
+fn live() -> &'static Mutex<HashSet<usize>> {
+    static LIVE: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// Run `f` on the options behind `opts` if it is a live object.
+pub(crate) fn with_options<T>(
+    opts: *const wsb_options,
+    f: impl FnOnce(&mut Options) -> Result<T>,
+) -> Result<T> {
+    if opts.is_null() {
+        return Err(null_arg("opts"));
+    }
+    let set = live().lock();
+    if !set.contains(&(opts as usize)) {
+        return Err(Error::invalid_argument(
+            "opts was not returned by wsb_options_new() or was already freed",
+        ));
+    }
+    let p = opts as *mut wsb_options;
+    // SAFETY: `p` is in the live set, so it came from Box::into_raw in
+    // wsb_options_new and has not been freed; the set's lock (held until the
+    // end of this function) gives us exclusive access.
+    let o = unsafe { &mut (*p).inner };
+    f(o)
+}
+
+fn ok(r: Result<()>) -> Result<Code> {
+    r.map(|()| Code::WSB_OK)
+}
+
+/// Create an options object with every setting at its default.
+///
+/// Returns NULL only if memory runs out. The caller owns it and frees it with
+/// wsb_options_free(). Thread-safe; does not block.
+#[no_mangle]
+pub extern "C" fn wsb_options_new() -> *mut wsb_options {
+    boundary_value(std::ptr::null_mut(), || {
+        let p = Box::into_raw(Box::new(wsb_options {
+            inner: Options::new(),
+        }));
+        live().lock().insert(p as usize);
+        p
+    })
+}
+
+/// Free an options object. NULL, and a pointer already freed, are ignored.
+///
+/// Sockets created with it are unaffected (wsb_connect took a copy).
+#[no_mangle]
+pub extern "C" fn wsb_options_free(opts: *mut wsb_options) {
+    boundary_value((), || {
+        if opts.is_null() {
+            return;
+        }
+        let mut set = live().lock();
+        if set.remove(&(opts as usize)) {
+            // SAFETY: the pointer was in the live set, so it came from
+            // Box::into_raw and is freed exactly once (it is now removed).
+            drop(unsafe { Box::from_raw(opts) });
+        }
+    })
+}
+
+/// Add an HTTP header to the upgrade request (e.g. Authorization, Origin,
+/// Cookie, User-Agent; a `Host` header replaces the default one).
+///
+/// `name` must be an HTTP token; `value` must not contain CR, LF or NUL.
+/// Headers the library manages (Connection, Upgrade, Sec-WebSocket-*) are
+/// refused with WSB_ERR_INVALID_ARGUMENT. Both strings are copied.
+#[no_mangle]
+pub extern "C" fn wsb_options_add_header(
+    opts: *mut wsb_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> wsb_result {
+    boundary(|| {
+        // SAFETY: NULL-checked in c_str; the caller passes NUL-terminated strings.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: as above.
+        let value = unsafe { c_str(value, "value") }?;
+        let name = name
+            .to_str()
+            .map_err(|_| Error::invalid_argument("header name is not valid UTF-8"))?;
+        let value = value.to_str().map_err(|_| {
+            Error::invalid_argument(format!("header {name:?}: value is not valid UTF-8"))
+        })?;
+        ok(with_options(opts, |o| o.add_header(name, value)))
+    })
+}
+
+/// Offer a subprotocol (Sec-WebSocket-Protocol), in order of preference.
+///
+/// `protocol` must be an HTTP token; it is copied. The one the server picked is
+/// the OPEN event's data. If subprotocols are offered and the server picks
+/// none, the connect fails with WSB_ERR_HANDSHAKE.
+#[no_mangle]
+pub extern "C" fn wsb_options_add_subprotocol(
+    opts: *mut wsb_options,
+    protocol: *const c_char,
+) -> wsb_result {
+    boundary(|| {
+        // SAFETY: NULL-checked in c_str; the caller passes a NUL-terminated string.
+        let p = unsafe { c_str(protocol, "protocol") }?;
+        let p = p
+            .to_str()
+            .map_err(|_| Error::invalid_argument("subprotocol is not valid UTF-8"))?;
+        ok(with_options(opts, |o| o.add_subprotocol(p)))
+    })
+}
+
+/// Set the connect timeout in milliseconds (default 10000; 0 = default).
+///
+/// It covers DNS + TCP + TLS + upgrade; running out is WSB_ERR_CONNECT with a
+/// detail naming the stage.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_connect_timeout(opts: *mut wsb_options, ms: u32) -> wsb_result {
+    boundary(|| {
+        ok(with_options(opts, |o| {
+            o.connect_timeout(ms);
+            Ok(())
+        }))
+    })
+}
+
+/// Trust the PEM certificates in `pem[0..len)` in addition to the built-in
+/// (webpki) roots.
+///
+/// Every CERTIFICATE block must parse as X.509, else WSB_ERR_INVALID_ARGUMENT
+/// and nothing is added; no block at all is also INVALID_ARGUMENT. The data is
+/// copied; `pem` need not be NUL-terminated.
+#[no_mangle]
+pub extern "C" fn wsb_options_add_root_certificates(
+    opts: *mut wsb_options,
+    pem: *const c_char,
+    len: usize,
+) -> wsb_result {
+    boundary(|| {
+        if pem.is_null() {
+            return Err(null_arg("pem"));
+        }
+        // SAFETY: non-NULL; the caller guarantees `len` readable bytes.
+        let data = unsafe { bytes(pem.cast(), len, "pem") }?;
+        ok(with_options(opts, |o| o.add_root_certificates(data)))
+    })
+}
+
+/// Turn certificate verification off (false) or on (true, the default).
+///
+/// With false any certificate is accepted (the traffic is still encrypted but
+/// the server is not authenticated): for testing only.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_verify_tls(opts: *mut wsb_options, verify: bool) -> wsb_result {
+    boundary(|| {
+        ok(with_options(opts, |o| {
+            o.verify_tls(verify);
+            Ok(())
+        }))
+    })
+}
+
+/// Set the largest message, in bytes, in either direction (default 64 MiB; 0
+/// is WSB_ERR_INVALID_ARGUMENT).
+///
+/// Sending more is WSB_ERR_MESSAGE_TOO_LARGE. An incoming message over it
+/// closes the socket with 1009 and an ERROR event (WSB_ERR_MESSAGE_TOO_LARGE);
+/// nothing over the limit is allocated.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_max_message_size(
+    opts: *mut wsb_options,
+    bytes: usize,
+) -> wsb_result {
+    boundary(|| ok(with_options(opts, |o| o.max_message_size(bytes))))
+}
+
+/// Set the send queue limit: payload bytes queued but not yet written
+/// (default 64 MiB; 0 is WSB_ERR_INVALID_ARGUMENT).
+///
+/// A send that would take the queue over it returns WSB_ERR_QUEUE_FULL and
+/// queues nothing; a single message is always accepted into an empty queue.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_send_queue_limit(
+    opts: *mut wsb_options,
+    bytes: usize,
+) -> wsb_result {
+    boundary(|| ok(with_options(opts, |o| o.send_queue_limit(bytes))))
+}
+
+/// Keepalive: after `ping_interval_ms` without receiving anything, send a
+/// ping; if nothing arrives within `pong_timeout_ms` after it, drop the
+/// connection with an ERROR event (WSB_ERR_IO, "keepalive timeout") and then
+/// CLOSE 1006.
+///
+/// Default off; `ping_interval_ms` 0 turns it off; `pong_timeout_ms` 0 means
+/// one ping interval.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_keepalive(
+    opts: *mut wsb_options,
+    ping_interval_ms: u32,
+    pong_timeout_ms: u32,
+) -> wsb_result {
+    boundary(|| {
+        ok(with_options(opts, |o| {
+            o.keepalive(ping_interval_ms, pong_timeout_ms);
+            Ok(())
+        }))
+    })
+}
+
+/// (Addition to ABI v1.) How long to wait for the peer's close frame after
+/// sending ours, in milliseconds (default 5000; 0 = default). When it runs
+/// out the CLOSE event has code 1006, clean = false.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_close_timeout(opts: *mut wsb_options, ms: u32) -> wsb_result {
+    boundary(|| {
+        ok(with_options(opts, |o| {
+            o.close_timeout(ms);
+            Ok(())
+        }))
+    })
+}

@@ -1,0 +1,30 @@
+//! wsbridge: a WebSocket client with a C ABI, for native script hosts.
+//!
+//! The safe core, one concept per module:
+//! - [`registry`]: the handle table (u64 handles, never reused) and the set of I/O threads;
+//! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
+//! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
+//! - [`transport`]: the non-blocking byte stream (plain or rustls) under tungstenite;
+//! - [`event`]: the per-socket event queue the host polls;
+//! - [`notify`]: the host's wake-up callback;
+//! - [`options`], [`tls`], [`url`]: configuration;
+//! - [`error`]: result codes and details.
+//!
+//! [`ffi`] is the only place with `unsafe`: the `extern "C"` functions, each
+//! behind one panic boundary, converting pointers and delegating to the core.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod connect;
+pub mod error;
+pub mod event;
+pub mod ffi;
+pub mod notify;
+pub mod options;
+pub mod registry;
+pub mod socket;
+pub mod tls;
+pub mod transport;
+pub mod url;
+
+pub use error::{wsb_result, Code, Error};

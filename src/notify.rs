@@ -1,0 +1,73 @@
+//! The host's wake-up callback (`wsb_set_notify`). It is always called with no
+//! library lock held, and clearing it (wsb_free / wsb_shutdown from a host
+//! thread) waits for a call in progress, so the host may free `user_data` as
+//! soon as wsb_free returns.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+
+use parking_lot::{Condvar, Mutex};
+
+/// The C callback type: `void (*)(void *user_data, wsb_socket socket)`.
+pub type NotifyFn = extern "C" fn(user_data: *mut c_void, socket: u64);
+
+thread_local! {
+    /// True on the library's own I/O threads (where callbacks run).
+    static ON_IO_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn mark_io_thread() {
+    ON_IO_THREAD.with(|c| c.set(true));
+}
+
+pub fn on_io_thread() -> bool {
+    ON_IO_THREAD.with(|c| c.get())
+}
+
+#[derive(Default)]
+struct Slot {
+    f: Option<(NotifyFn, usize)>,
+    calls: usize,
+}
+
+#[derive(Default)]
+pub struct Notify {
+    slot: Mutex<Slot>,
+    idle: Condvar,
+}
+
+impl Notify {
+    pub fn set(&self, f: Option<NotifyFn>, user_data: *mut c_void) {
+        self.slot.lock().f = f.map(|f| (f, user_data as usize));
+    }
+
+    /// Call the callback, if any, outside the lock.
+    pub fn fire(&self, socket: u64) {
+        let (f, ud) = {
+            let mut g = self.slot.lock();
+            let Some(x) = g.f else { return };
+            g.calls += 1;
+            x
+        };
+        f(ud as *mut c_void, socket);
+        let mut g = self.slot.lock();
+        g.calls -= 1;
+        if g.calls == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Remove the callback. From a host thread, also wait until no call is in
+    /// progress; from an I/O thread (i.e. from inside some callback) it does
+    /// not wait, which is what keeps callbacks that free each other's sockets
+    /// from deadlocking.
+    pub fn clear(&self) {
+        let mut g = self.slot.lock();
+        g.f = None;
+        if !on_io_thread() {
+            while g.calls > 0 {
+                self.idle.wait(&mut g);
+            }
+        }
+    }
+}

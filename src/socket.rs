@@ -1,0 +1,788 @@
+//! One WebSocket: the state shared between the host's threads and the
+//! socket's own I/O thread, the send/close paths (host side) and the I/O
+//! thread's loop.
+//!
+//! Locks: `core` (protocol state and write side) may be held while taking the
+//! event queue's lock, never the other way round; neither is held while the
+//! notify callback runs. Nothing under `core` blocks on the network: the
+//! socket is non-blocking and reads happen outside the lock.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Poll, Waker};
+use parking_lot::Mutex;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+use crate::connect::{self, Established, Stop, Waiter, SOCK};
+use crate::error::{Code, Error, Result};
+use crate::event::{Event, EventQueue, OpenOutcome};
+use crate::notify::Notify;
+use crate::options::Options;
+use crate::transport::{read_raw, Transport};
+use crate::url::WsUrl;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Connecting = 0,
+    Open = 1,
+    Closing = 2,
+    Closed = 3,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Connecting,
+            1 => State::Open,
+            2 => State::Closing,
+            _ => State::Closed,
+        }
+    }
+}
+
+/// How long the I/O thread waits for the server to close TCP after a
+/// completed closing handshake (RFC 6455 §7.1.1: the server closes first).
+const LINGER: Duration = Duration::from_secs(1);
+
+struct Core {
+    ws: Option<WebSocket<Transport>>,
+    /// Messages waiting for the I/O thread (sent while connecting, or behind
+    /// a write that would block).
+    queue: VecDeque<(Message, usize)>,
+    /// Payload bytes in `queue`.
+    queued_bytes: usize,
+    /// Payload bytes handed to tungstenite but not yet flushed to the socket.
+    unflushed_bytes: usize,
+    /// A write hit WouldBlock: the I/O thread must finish it when writable.
+    flush_pending: bool,
+    /// Set by wsb_close/wsb_free, taken by the I/O thread.
+    close_request: Option<CloseFrame>,
+    /// A write from a host thread failed: the I/O thread reports it.
+    write_error: Option<Error>,
+}
+
+pub struct Socket {
+    pub id: u64,
+    state: AtomicU8,
+    core: Mutex<Core>,
+    pub events: EventQueue,
+    pub notify: Notify,
+    waker: Waker,
+    wake_pending: AtomicBool,
+    abort: AtomicBool,
+    max_message_size: usize,
+    send_queue_limit: usize,
+}
+
+pub struct Spawned {
+    pub socket: Arc<Socket>,
+    pub poll: Poll,
+}
+
+impl Socket {
+    pub fn create(id: u64, opts: &Options) -> Result<Spawned> {
+        let poll = Poll::new()
+            .map_err(|e| Error::new(Code::WSB_ERR_IO, format!("cannot create poller: {e}")))?;
+        let waker = Waker::new(poll.registry(), connect::WAKE)
+            .map_err(|e| Error::new(Code::WSB_ERR_IO, format!("cannot create waker: {e}")))?;
+        let socket = Arc::new(Socket {
+            id,
+            state: AtomicU8::new(State::Connecting as u8),
+            core: Mutex::new(Core {
+                ws: None,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                unflushed_bytes: 0,
+                flush_pending: false,
+                close_request: None,
+                write_error: None,
+            }),
+            events: EventQueue::default(),
+            notify: Notify::default(),
+            waker,
+            wake_pending: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            max_message_size: opts.max_message_size,
+            send_queue_limit: opts.send_queue_limit,
+        });
+        Ok(Spawned { socket, poll })
+    }
+
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Make the I/O thread drop the connection and exit now (wsb_shutdown).
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+
+    pub fn buffered_amount(&self) -> usize {
+        let c = self.core.lock();
+        c.queued_bytes + c.unflushed_bytes
+    }
+
+    /// Queue or write one message. Never blocks on the network.
+    pub fn send(&self, msg: Message, len: usize) -> Result<()> {
+        if len > self.max_message_size {
+            return Err(Error::new(
+                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                format!(
+                    "message of {len} bytes exceeds the limit of {} bytes",
+                    self.max_message_size
+                ),
+            ));
+        }
+        let mut core = self.core.lock();
+        let state = self.state();
+        if !matches!(state, State::Connecting | State::Open) || core.close_request.is_some() {
+            return Err(Error::new(
+                Code::WSB_ERR_NOT_OPEN,
+                "socket is closing or closed",
+            ));
+        }
+        let buffered = core.queued_bytes + core.unflushed_bytes;
+        if buffered > 0 && buffered + len > self.send_queue_limit {
+            return Err(Error::new(
+                Code::WSB_ERR_QUEUE_FULL,
+                format!(
+                    "send queue full: {buffered} bytes buffered, limit {} bytes",
+                    self.send_queue_limit
+                ),
+            ));
+        }
+        let direct = state == State::Open
+            && core.queue.is_empty()
+            && !core.flush_pending
+            && core.write_error.is_none();
+        if direct {
+            // Write from the calling thread: no hand-off, no extra wake-up.
+            let c = &mut *core;
+            let ws = c.ws.as_mut().expect("open socket has a stream");
+            let r = ws.write(msg).and_then(|()| ws.flush());
+            match r {
+                Ok(()) => return Ok(()),
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.unflushed_bytes += len;
+                    c.flush_pending = true;
+                }
+                Err(e) => c.write_error = Some(stream_error(e)),
+            }
+        } else {
+            core.queue.push_back((msg, len));
+            core.queued_bytes += len;
+        }
+        drop(core);
+        self.wake();
+        Ok(())
+    }
+
+    /// wsb_close: start the closing handshake, or abandon a connect.
+    pub fn close(&self, frame: CloseFrame) {
+        let mut core = self.core.lock();
+        match self.state() {
+            State::Connecting => {
+                self.set_state(State::Closed);
+                self.events.abandon();
+                drop(core);
+                self.wake();
+                self.notify.fire(self.id);
+            }
+            State::Open => {
+                self.set_state(State::Closing);
+                core.close_request = Some(frame);
+                drop(core);
+                self.wake();
+            }
+            State::Closing | State::Closed => {}
+        }
+    }
+
+    /// wsb_free: the handle is already gone from the table. Close with 1001 in
+    /// the background, drop all later events, and stop calling back.
+    pub fn release(&self) {
+        self.close(CloseFrame {
+            code: CloseCode::Away,
+            reason: "".into(),
+        });
+        self.events.discard();
+        self.notify.clear();
+    }
+
+    pub fn wait_open(&self, timeout: Duration) -> Result<Code> {
+        let deadline = deadline_after(timeout);
+        match self
+            .events
+            .wait_open(deadline)
+            .map_err(|_| Error::invalid_handle())?
+        {
+            None => Ok(Code::WSB_TIMEOUT),
+            Some(OpenOutcome::Opened) => Ok(Code::WSB_OK),
+            Some(OpenOutcome::Failed(e)) => Err(e),
+            Some(OpenOutcome::Abandoned) => Err(Error::new(
+                Code::WSB_ERR_NOT_OPEN,
+                "the connect was abandoned (wsb_close, wsb_free or wsb_shutdown)",
+            )),
+        }
+    }
+
+    fn abandoned(&self) -> bool {
+        self.abort.load(Ordering::Acquire) || self.state() == State::Closed
+    }
+}
+
+/// `now + timeout`, saturating far in the future.
+pub fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365))
+}
+
+/// Map a tungstenite error on an open connection to (code, detail, close code to send).
+fn classify(e: tungstenite::Error) -> (Error, Option<CloseCode>) {
+    use tungstenite::error::CapacityError;
+    use tungstenite::Error as E;
+    match e {
+        E::Capacity(CapacityError::MessageTooLong { size, max_size }) => (
+            Error::new(
+                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                format!("incoming message of {size} bytes exceeds the limit of {max_size} bytes"),
+            ),
+            Some(CloseCode::Size),
+        ),
+        E::Capacity(c) => (
+            Error::new(
+                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                format!("incoming message too large: {c}"),
+            ),
+            Some(CloseCode::Size),
+        ),
+        E::Utf8(_) => (
+            Error::new(
+                Code::WSB_ERR_PROTOCOL,
+                "peer sent invalid UTF-8 in a text message",
+            ),
+            Some(CloseCode::Invalid),
+        ),
+        E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => (
+            Error::new(
+                Code::WSB_ERR_IO,
+                "connection closed by peer without a closing handshake",
+            ),
+            None,
+        ),
+        E::Protocol(p) => (
+            Error::new(Code::WSB_ERR_PROTOCOL, format!("protocol error: {p}")),
+            Some(CloseCode::Protocol),
+        ),
+        other => (stream_error(other), None),
+    }
+}
+
+fn stream_error(e: tungstenite::Error) -> Error {
+    match e {
+        tungstenite::Error::Io(io) => {
+            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return Error::new(Code::WSB_ERR_TLS, t.to_string());
+            }
+            let what = match io.kind() {
+                io::ErrorKind::UnexpectedEof => {
+                    "connection closed by peer without a closing handshake".to_string()
+                }
+                _ => format!("connection error: {io}"),
+            };
+            Error::new(Code::WSB_ERR_IO, what)
+        }
+        other => Error::new(Code::WSB_ERR_IO, format!("connection error: {other}")),
+    }
+}
+
+fn is_would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Entry point of the socket's I/O thread.
+pub fn run(socket: Arc<Socket>, mut poll: Poll, url: WsUrl, opts: Options) {
+    crate::notify::mark_io_thread();
+    let s = socket.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        io_thread(&s, &mut poll, &url, &opts)
+    }));
+    if result.is_err() {
+        let err = Error::new(
+            Code::WSB_ERR_INTERNAL,
+            "internal error: the I/O thread panicked",
+        );
+        socket.set_state(State::Closed);
+        if socket
+            .events
+            .push_all([Event::error(&err), Event::close(1006, false, "")])
+        {
+            socket.notify.fire(socket.id);
+        }
+    }
+}
+
+fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options) {
+    let mut events = Events::with_capacity(8);
+    let abandoned = || socket.abandoned();
+    let mut waiter = Waiter {
+        poll,
+        events: &mut events,
+        deadline: deadline_after(opts.connect_timeout),
+        timeout: opts.connect_timeout,
+        abandoned: &abandoned,
+    };
+    let est = connect::establish(url, opts, &mut waiter);
+    let Waiter { poll, events, .. } = waiter;
+    let Established {
+        sock,
+        ws,
+        subprotocol,
+    } = match est {
+        Ok(e) => e,
+        Err(stop) => {
+            let core = socket.core.lock();
+            let queued = if socket.state() == State::Connecting {
+                socket.set_state(State::Closed);
+                match stop {
+                    Stop::Failed(e) => socket.events.fail_open(&e),
+                    Stop::Abandoned => socket.events.abandon(),
+                }
+            } else {
+                // Abandoned by wsb_close (which queued CLOSE itself) or by shutdown.
+                socket.events.abandon()
+            };
+            drop(core);
+            if queued {
+                socket.notify.fire(socket.id);
+            }
+            return;
+        }
+    };
+    {
+        let mut core = socket.core.lock();
+        if socket.state() != State::Connecting || socket.abort.load(Ordering::Acquire) {
+            drop(core);
+            if socket.events.abandon() {
+                socket.notify.fire(socket.id);
+            }
+            return;
+        }
+        core.ws = Some(ws);
+        socket.set_state(State::Open);
+        socket.events.push(Event::open(&subprotocol));
+    }
+    socket.notify.fire(socket.id);
+    let mut conn = Conn {
+        socket,
+        sock,
+        rx: Vec::new(),
+        eof: false,
+        close_deadline: None,
+        linger_deadline: None,
+        peer_close: None,
+        failed: false,
+        done: false,
+        last_rx: Instant::now(),
+        ping_sent: None,
+        ping_interval: opts.ping_interval,
+        pong_timeout: opts.pong_timeout,
+        close_timeout: opts.close_timeout,
+        out: Vec::new(),
+    };
+    conn.run(poll, events);
+}
+
+/// The I/O thread's view of an open connection.
+struct Conn<'a> {
+    socket: &'a Arc<Socket>,
+    sock: Arc<TcpStream>,
+    rx: Vec<u8>,
+    eof: bool,
+    /// Our close frame is out (or requested): give up at this time.
+    close_deadline: Option<Instant>,
+    /// CLOSE was emitted: wait this long for the server's TCP close.
+    linger_deadline: Option<Instant>,
+    /// The peer's close frame: (code, reason).
+    peer_close: Option<(u16, String)>,
+    /// An ERROR was emitted; no data events may follow.
+    failed: bool,
+    /// CLOSE has been emitted.
+    done: bool,
+    last_rx: Instant,
+    ping_sent: Option<Instant>,
+    ping_interval: Option<Duration>,
+    pong_timeout: Duration,
+    close_timeout: Duration,
+    /// Events produced under the lock, queued after it.
+    out: Vec<Event>,
+}
+
+impl Conn<'_> {
+    fn run(&mut self, poll: &mut Poll, events: &mut Events) {
+        // Messages sent while connecting go out first.
+        let mut readable = true;
+        loop {
+            if self.socket.abort.load(Ordering::Acquire) {
+                if !self.done {
+                    self.emit_close(1006, false, String::new());
+                }
+                self.publish();
+                return;
+            }
+            self.socket.wake_pending.store(false, Ordering::Release);
+            // Read outside the lock, until the socket is drained.
+            loop {
+                let mut raw = None;
+                if readable && !self.eof {
+                    match read_raw(&self.sock, &mut self.rx) {
+                        Ok(r) => {
+                            if r.bytes > 0 {
+                                self.last_rx = Instant::now();
+                            }
+                            self.eof |= r.eof;
+                            raw = Some(r);
+                        }
+                        Err(e) => {
+                            self.eof = true;
+                            let err =
+                                Error::new(Code::WSB_ERR_IO, format!("connection error: {e}"));
+                            self.step(None);
+                            self.fail_hard(err);
+                            break;
+                        }
+                    }
+                }
+                self.step(raw.as_ref().map(|r| r.eof));
+                self.publish();
+                match raw {
+                    Some(r) if !r.drained && !r.eof => continue,
+                    _ => break,
+                }
+            }
+            self.publish();
+            if self.done && (self.eof || self.linger_expired()) {
+                return;
+            }
+            let timeout = self.next_timeout();
+            match poll.poll(events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail_hard(Error::new(Code::WSB_ERR_IO, format!("poll failed: {e}")));
+                    self.publish();
+                    return;
+                }
+            }
+            readable = events.iter().any(|e| {
+                e.token() == SOCK && (e.is_readable() || e.is_read_closed() || e.is_error())
+            });
+            self.timers();
+        }
+    }
+
+    fn linger_expired(&self) -> bool {
+        self.linger_deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(d) = self.linger_deadline {
+            consider(d);
+        } else if let Some(d) = self.close_deadline {
+            consider(d);
+        }
+        if !self.done {
+            if let Some(iv) = self.ping_interval {
+                match self.ping_sent {
+                    Some(t) => consider(t + self.pong_timeout),
+                    None => consider(self.last_rx + iv),
+                }
+            }
+        }
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Keepalive and close timeouts.
+    fn timers(&mut self) {
+        if self.done {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(d) = self.close_deadline {
+            if now >= d {
+                let clean = false;
+                self.emit_close(1006, clean, String::new());
+                return;
+            }
+        }
+        if let Some(iv) = self.ping_interval {
+            if let Some(t) = self.ping_sent {
+                if self.last_rx > t {
+                    self.ping_sent = None;
+                } else if now >= t + self.pong_timeout {
+                    self.fail_hard(Error::new(Code::WSB_ERR_IO, "keepalive timeout"));
+                    return;
+                }
+            }
+            if self.ping_sent.is_none() && now >= self.last_rx + iv && self.close_deadline.is_none()
+            {
+                let mut core = self.socket.core.lock();
+                if let Some(ws) = core.ws.as_mut() {
+                    match ws.write(Message::Ping(Default::default())) {
+                        Ok(()) => {}
+                        Err(e) if is_would_block(&e) => core.flush_pending = true,
+                        Err(_) => {}
+                    }
+                }
+                drop(core);
+                self.ping_sent = Some(now);
+            }
+        }
+    }
+
+    /// Queue the collected events and wake the host (outside every lock).
+    fn publish(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let evs = std::mem::take(&mut self.out);
+        if self.socket.events.push_all(evs) {
+            self.socket.notify.fire(self.socket.id);
+        }
+    }
+
+    fn emit_close(&mut self, code: u16, clean: bool, reason: String) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.socket.set_state(State::Closed);
+        self.out.push(Event::close(code, clean, &reason));
+        if self.linger_deadline.is_none() {
+            self.linger_deadline =
+                Some(Instant::now() + if clean { LINGER } else { Duration::ZERO });
+        }
+    }
+
+    /// Abnormal end without a closing handshake: ERROR (unless we were
+    /// already closing on purpose) then CLOSE 1006; drop the connection.
+    fn fail_hard(&mut self, err: Error) {
+        if self.done {
+            return;
+        }
+        let closing_on_purpose = self.close_deadline.is_some() && !self.failed;
+        if !self.failed && !closing_on_purpose {
+            self.failed = true;
+            self.out.push(Event::error(&err));
+        }
+        self.linger_deadline = Some(Instant::now());
+        self.emit_close(1006, false, String::new());
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        self.eof = true;
+    }
+
+    /// One round under the lock: supply input, write queued messages, start
+    /// a requested close, parse everything readable, flush.
+    fn step(&mut self, input_eof: Option<bool>) {
+        let socket = self.socket.clone();
+        let mut guard = socket.core.lock();
+        let core = &mut *guard;
+        let Some(ws) = core.ws.as_mut() else { return };
+        if let Some(eof) = input_eof {
+            ws.get_mut().supply(&mut self.rx, eof);
+        }
+        if let Some(e) = core.write_error.take() {
+            drop(guard);
+            self.fail_hard(e);
+            return;
+        }
+        if self.done {
+            // Only wait for the TCP close now; discard anything else.
+            let _ = ws.read();
+            ws.get_mut().reclaim(&mut self.rx);
+            return;
+        }
+        // 1. Finish a blocked write, then queued messages, in order, until the
+        //    socket would block.
+        if core.flush_pending {
+            match ws.flush() {
+                Ok(()) => {
+                    core.flush_pending = false;
+                    core.unflushed_bytes = 0;
+                }
+                Err(e) if is_would_block(&e) => {}
+                Err(e) => {
+                    drop(guard);
+                    self.fail_hard(stream_error(e));
+                    return;
+                }
+            }
+        }
+        if !core.flush_pending {
+            while let Some((msg, len)) = core.queue.pop_front() {
+                core.queued_bytes -= len;
+                core.unflushed_bytes += len;
+                match ws.write(msg) {
+                    Ok(()) => {}
+                    Err(e) if is_would_block(&e) => {
+                        core.flush_pending = true;
+                        break;
+                    }
+                    Err(e) if self.peer_close.is_some() => {
+                        let _ = e; // the peer closed first: nothing more may be sent
+                        core.queue.clear();
+                        core.queued_bytes = 0;
+                        break;
+                    }
+                    Err(e) => {
+                        drop(guard);
+                        self.fail_hard(stream_error(e));
+                        return;
+                    }
+                }
+            }
+        }
+        // 2. A requested close goes after everything queued before it.
+        if core.queue.is_empty() && self.close_deadline.is_none() {
+            if let Some(frame) = core.close_request.take() {
+                self.close_deadline = Some(Instant::now() + self.close_timeout);
+                match ws.close(Some(frame)) {
+                    Ok(()) => {}
+                    Err(e) if is_would_block(&e) => core.flush_pending = true,
+                    Err(_) => {} // already closing (the peer's close crossed ours)
+                }
+            }
+        }
+        // 3. Parse everything supplied.
+        let mut ended: Option<tungstenite::Error> = None;
+        loop {
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    if !self.failed {
+                        self.out.push(Event::text(t.as_bytes()));
+                    }
+                }
+                Ok(Message::Binary(b)) => {
+                    if !self.failed {
+                        self.out.push(Event::binary(&b));
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    let (code, reason) = match frame {
+                        Some(f) => (u16::from(f.code), f.reason.to_string()),
+                        None => (1005, String::new()),
+                    };
+                    self.peer_close = Some((code, reason));
+                    if socket.state() == State::Open {
+                        socket.set_state(State::Closing);
+                    }
+                    if self.close_deadline.is_none() {
+                        self.close_deadline = Some(Instant::now() + self.close_timeout);
+                    }
+                    // Nothing queued can be sent after the peer's close.
+                    core.queue.clear();
+                    core.queued_bytes = 0;
+                    core.close_request = None;
+                }
+                Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
+                Err(e) if is_would_block(&e) => break,
+                Err(e) => {
+                    ended = Some(e);
+                    break;
+                }
+            }
+        }
+        // 4. Flush what the above produced (pongs, close replies).
+        let flushed = match ws.flush() {
+            Ok(()) => {
+                core.flush_pending = false;
+                core.unflushed_bytes = 0;
+                true
+            }
+            Err(e) if is_would_block(&e) => {
+                core.flush_pending = true;
+                false
+            }
+            Err(_) => false,
+        };
+        ws.get_mut().reclaim(&mut self.rx);
+        drop(guard);
+        if let Some(e) = ended {
+            self.on_read_end(e);
+        } else if flushed {
+            if let Some((code, reason)) = self.peer_close.clone() {
+                // Closing handshake complete: both close frames exchanged.
+                self.emit_close(code, true, reason);
+            }
+        }
+    }
+
+    fn on_read_end(&mut self, e: tungstenite::Error) {
+        use tungstenite::Error as E;
+        match e {
+            E::ConnectionClosed | E::AlreadyClosed => {
+                self.eof = true;
+                match self.peer_close.clone() {
+                    Some((code, reason)) => self.emit_close(code, true, reason),
+                    None => self.emit_close(1006, false, String::new()),
+                }
+            }
+            other => {
+                let (err, close_with) = classify(other);
+                match close_with {
+                    Some(code) if !self.failed && self.close_deadline.is_none() => {
+                        // Fail the connection (RFC 6455 §7.1.7): ERROR, send our
+                        // close, then wait for the peer's echo until the close timeout.
+                        self.failed = true;
+                        self.out.push(Event::error(&err));
+                        self.close_deadline = Some(Instant::now() + self.close_timeout);
+                        self.socket.set_state(State::Closing);
+                        let mut core = self.socket.core.lock();
+                        core.queue.clear();
+                        core.queued_bytes = 0;
+                        if let Some(ws) = core.ws.as_mut() {
+                            let reason = match code {
+                                CloseCode::Size => "message too big",
+                                CloseCode::Invalid => "invalid UTF-8",
+                                _ => "protocol error",
+                            };
+                            let _ = ws.close(Some(CloseFrame {
+                                code,
+                                reason: reason.into(),
+                            }));
+                            core.flush_pending = ws.flush().is_err();
+                        }
+                        drop(core);
+                        // Keep reading: the peer's echo of our close ends it
+                        // cleanly; anything else ends it at the close timeout.
+                        self.step(None);
+                    }
+                    _ => self.fail_hard(err),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The byte stream under tungstenite: a non-blocking mio `TcpStream`, plain or
+//! wrapped in a rustls `ClientConnection`.
+//!
+//! Reads are split in two so the socket lock is not held across `read(2)`:
+//! the I/O thread reads raw bytes from the socket into its own buffer
+//! ([`read_raw`]), then, under the lock, hands them to the transport
+//! ([`Transport::supply`]) and lets tungstenite parse. `Read` therefore only
+//! consumes supplied bytes and says `WouldBlock` when they run out. Writes go
+//! straight to the socket (from whichever thread holds the lock).
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::ClientConnection;
+
+/// Largest chunk read from the socket before it is parsed.
+pub const MAX_READ_CHUNK: usize = 256 * 1024;
+const MIN_READ_CHUNK: usize = 8 * 1024;
+
+pub struct Transport {
+    sock: Arc<TcpStream>,
+    tls: Option<Box<ClientConnection>>,
+    /// Raw bytes received from the socket, not yet consumed.
+    rx: Vec<u8>,
+    rx_pos: usize,
+    /// The peer closed its sending side (read returned 0).
+    eof: bool,
+}
+
+/// Outcome of one [`read_raw`] call.
+pub struct RawRead {
+    pub bytes: usize,
+    pub eof: bool,
+    /// The socket has no more data right now (edge-triggered readiness is re-armed).
+    pub drained: bool,
+}
+
+/// Read from the socket into `buf` (appending) until it would block, hits EOF,
+/// or `MAX_READ_CHUNK` bytes have been read. Grows `buf` on demand.
+pub fn read_raw(sock: &TcpStream, buf: &mut Vec<u8>) -> io::Result<RawRead> {
+    let mut out = RawRead {
+        bytes: 0,
+        eof: false,
+        drained: false,
+    };
+    let mut reader = sock;
+    while out.bytes < MAX_READ_CHUNK {
+        let len = buf.len();
+        let want = if buf.capacity() - len >= MIN_READ_CHUNK {
+            buf.capacity() - len
+        } else {
+            len.clamp(MIN_READ_CHUNK, MAX_READ_CHUNK)
+        };
+        buf.resize(len + want, 0);
+        let r = reader.read(&mut buf[len..]);
+        let n = *r.as_ref().unwrap_or(&0);
+        buf.truncate(len + n);
+        match r {
+            Ok(0) => {
+                out.eof = true;
+                return Ok(out);
+            }
+            Ok(n) => out.bytes += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                out.drained = true;
+                return Ok(out);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+fn would_block() -> io::Error {
+    io::Error::from(io::ErrorKind::WouldBlock)
+}
+
+impl Transport {
+    pub fn plain(sock: Arc<TcpStream>) -> Self {
+        Transport {
+            sock,
+            tls: None,
+            rx: Vec::new(),
+            rx_pos: 0,
+            eof: false,
+        }
+    }
+
+    pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection) -> Self {
+        Transport {
+            sock,
+            tls: Some(Box::new(conn)),
+            rx: Vec::new(),
+            rx_pos: 0,
+            eof: false,
+        }
+    }
+
+    pub fn tls_conn(&self) -> Option<&ClientConnection> {
+        self.tls.as_deref()
+    }
+
+    /// Hand over bytes read by [`read_raw`]. `buf` is swapped in when nothing
+    /// is pending (no copy) and gets back an empty buffer to reuse.
+    pub fn supply(&mut self, buf: &mut Vec<u8>, eof: bool) {
+        if self.rx_pos >= self.rx.len() {
+            self.rx.clear();
+            self.rx_pos = 0;
+            std::mem::swap(&mut self.rx, buf);
+        } else {
+            self.rx.extend_from_slice(buf);
+            buf.clear();
+        }
+        self.eof |= eof;
+    }
+
+    /// Give the (emptied) receive buffer back for the next raw read, keeping
+    /// unconsumed bytes. Shrinks a buffer that grew for a burst.
+    pub fn reclaim(&mut self, buf: &mut Vec<u8>) {
+        if self.rx_pos >= self.rx.len() {
+            self.rx.clear();
+            self.rx_pos = 0;
+            if buf.capacity() == 0 {
+                std::mem::swap(&mut self.rx, buf);
+            }
+        }
+        if buf.capacity() > 4 * MIN_READ_CHUNK && buf.is_empty() {
+            buf.shrink_to(MIN_READ_CHUNK);
+        }
+    }
+
+    pub fn has_pending_input(&self) -> bool {
+        self.rx_pos < self.rx.len()
+    }
+
+    /// TLS: feed supplied ciphertext into rustls and process it.
+    /// Returns Ok(false) if there was nothing to feed.
+    fn feed_tls(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Ok(false);
+        };
+        if self.rx_pos >= self.rx.len() {
+            if self.eof {
+                // Let rustls see the EOF (read_tls of an empty reader returns 0).
+                let mut empty: &[u8] = &[];
+                if tls.read_tls(&mut empty)? == 0 {
+                    self.eof = false; // report it once
+                    tls.process_new_packets().map_err(io::Error::other)?;
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        let mut src = &self.rx[self.rx_pos..];
+        let before = src.len();
+        let n = tls.read_tls(&mut src)?;
+        debug_assert_eq!(before - src.len(), n);
+        self.rx_pos += n;
+        let state = tls.process_new_packets();
+        if let Err(e) = state {
+            // Best effort: send the alert rustls queued.
+            let _ = self.write_tls();
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(true)
+    }
+
+    /// TLS: write queued records to the socket until done or it would block.
+    fn write_tls(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let mut w = &*self.sock;
+            while tls.wants_write() {
+                match tls.write_tls(&mut w) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drive the TLS handshake with the bytes supplied so far. Ok(true) once
+    /// it is complete; Ok(false) if more input (or writability) is needed.
+    pub fn drive_tls_handshake(&mut self) -> io::Result<bool> {
+        loop {
+            match self.write_tls() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            let Some(tls) = self.tls.as_deref() else {
+                return Ok(true);
+            };
+            if !tls.is_handshaking() {
+                return Ok(!tls.wants_write() || self.write_tls().is_ok());
+            }
+            if self.eof && !self.has_pending_input() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during TLS handshake",
+                ));
+            }
+            if !self.feed_tls()? {
+                return Ok(false);
+            }
+        }
+    }
+
+    pub fn wants_tls_write(&self) -> bool {
+        self.tls.as_deref().is_some_and(|t| t.wants_write())
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.tls.is_none() {
+            let avail = &self.rx[self.rx_pos..];
+            if avail.is_empty() {
+                return if self.eof { Ok(0) } else { Err(would_block()) };
+            }
+            let n = avail.len().min(buf.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            self.rx_pos += n;
+            return Ok(n);
+        }
+        loop {
+            let tls = self.tls.as_deref_mut().expect("tls transport");
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.feed_tls()? {
+                        return Err(would_block());
+                    }
+                    // Reading may have queued records to send (alerts, KeyUpdate).
+                    match self.write_tls() {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return (&*self.sock).write(buf);
+        };
+        let mut n = tls.writer().write(buf)?;
+        if n == 0 && !buf.is_empty() {
+            // rustls's buffer is full: push records out, then try again.
+            self.write_tls()?;
+            let tls = self.tls.as_deref_mut().expect("tls transport");
+            n = tls.writer().write(buf)?;
+            if n == 0 {
+                return Err(would_block());
+            }
+        }
+        match self.write_tls() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_tls()
+    }
+}

@@ -1,0 +1,202 @@
+//! `ws://` / `wss://` URL parsing (RFC 6455 §3), done here so every failure is
+//! reported by `wsb_connect` itself with a precise detail.
+
+use std::net::IpAddr;
+
+use crate::error::{Code, Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    pub tls: bool,
+    /// Host as written, without IPv6 brackets, lower-cased.
+    pub host: String,
+    /// `Some` when the host is an IP literal (no DNS, no SNI).
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+    /// Path and query, starting with '/'. The fragment is dropped.
+    pub resource: String,
+}
+
+fn bad(detail: String) -> Error {
+    Error::new(Code::WSB_ERR_INVALID_URL, detail)
+}
+
+impl WsUrl {
+    pub fn parse(url: &str) -> Result<WsUrl> {
+        let shown: String = if url.len() > 200 {
+            format!("{}...", &url[..url.floor_char_boundary_compat(200)])
+        } else {
+            url.to_string()
+        };
+        if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad(format!(
+                "invalid URL {shown:?}: contains whitespace or control characters"
+            )));
+        }
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            bad(format!(
+                "invalid URL {shown:?}: expected ws://host[:port][/path]"
+            ))
+        })?;
+        let tls = if scheme.eq_ignore_ascii_case("ws") {
+            false
+        } else if scheme.eq_ignore_ascii_case("wss") {
+            true
+        } else {
+            return Err(bad(format!(
+                "invalid URL {shown:?}: scheme {scheme:?} is not ws or wss"
+            )));
+        };
+        // Drop the fragment, then split authority from path+query.
+        let rest = rest.split('#').next().unwrap_or("");
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, resource) = rest.split_at(auth_end);
+        // User info is not sent (browsers ignore it too); use a header for auth.
+        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad(format!("invalid URL {shown:?}: unterminated IPv6 literal")))?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| {
+                    bad(format!("invalid URL {shown:?}: junk after IPv6 literal"))
+                })?),
+            };
+            (h, port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad(format!("invalid URL {shown:?}: missing host")));
+        }
+        let port = match port {
+            None | Some("") => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Err(bad(format!("invalid URL {shown:?}: bad port {p:?}"))),
+            },
+        };
+        let ip = host.parse::<IpAddr>().ok();
+        if hostport.starts_with('[') && !matches!(ip, Some(IpAddr::V6(_))) {
+            return Err(bad(format!("invalid URL {shown:?}: bad IPv6 literal")));
+        }
+        if ip.is_none() {
+            let ok = host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+            if !ok || host.len() > 253 {
+                return Err(bad(format!(
+                    "invalid URL {shown:?}: bad host name {host:?}"
+                )));
+            }
+        }
+        let resource = if resource.is_empty() {
+            "/".to_string()
+        } else if resource.starts_with('?') {
+            format!("/{resource}")
+        } else {
+            resource.to_string()
+        };
+        Ok(WsUrl {
+            tls,
+            host: host.to_ascii_lowercase(),
+            ip,
+            port,
+            resource,
+        })
+    }
+
+    /// The `Host` header value / authority as sent on the wire.
+    pub fn authority(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        let host = match self.ip {
+            Some(IpAddr::V6(_)) => format!("[{}]", self.host),
+            _ => self.host.clone(),
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// The URL to hand to the HTTP request builder (no user info, no fragment).
+    pub fn request_uri(&self) -> String {
+        format!(
+            "{}://{}{}",
+            if self.tls { "wss" } else { "ws" },
+            self.authority(),
+            self.resource
+        )
+    }
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
+        while i > 0 && !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_forms() {
+        let u = WsUrl::parse("ws://127.0.0.1:9001/echo?x=1#frag").unwrap();
+        assert_eq!(
+            (u.tls, u.port, u.resource.as_str()),
+            (false, 9001, "/echo?x=1")
+        );
+        assert!(u.ip.is_some());
+        let u = WsUrl::parse("WSS://User:pw@Example.com").unwrap();
+        assert_eq!(
+            (u.tls, u.port, u.host.as_str(), u.resource.as_str()),
+            (true, 443, "example.com", "/")
+        );
+        assert_eq!(u.request_uri(), "wss://example.com/");
+        let u = WsUrl::parse("ws://[::1]:8080/a").unwrap();
+        assert_eq!(u.request_uri(), "ws://[::1]:8080/a");
+        let u = WsUrl::parse("ws://h?q").unwrap();
+        assert_eq!(u.resource, "/?q");
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for bad in [
+            "http://x/",
+            "ws:/x",
+            "ws://",
+            "ws://:80/",
+            "ws://h:0/",
+            "ws://h:70000/",
+            "ws://h:x/",
+            "ws://[::1/",
+            "ws://[zz]/",
+            "ws://a b/",
+            "ws://h/\n",
+            "",
+            "ws://ho$t/",
+        ] {
+            let e = WsUrl::parse(bad).unwrap_err();
+            assert_eq!(e.code, Code::WSB_ERR_INVALID_URL, "{bad}");
+        }
+    }
+}
