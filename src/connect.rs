@@ -105,11 +105,11 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         let name = tls::server_name(&url.host, url.ip)?;
         let conn = rustls::ClientConnection::new(config, name)
             .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
-        let mut t = Transport::tls(sock.clone(), conn);
+        let mut t = Transport::tls(sock.clone(), conn, opts.max_message_size);
         tls_handshake(&sock, &mut t, w)?;
         t
     } else {
-        Transport::plain(sock.clone())
+        Transport::plain(sock.clone(), opts.max_message_size)
     };
     let request = build_request(url, opts)?;
     let mut buf = Vec::new();

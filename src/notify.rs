@@ -12,16 +12,25 @@ use parking_lot::{Condvar, Mutex};
 pub type NotifyFn = extern "C" fn(user_data: *mut c_void, socket: u64);
 
 thread_local! {
-    /// True on the library's own I/O threads (where callbacks run).
-    static ON_IO_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// On the library's own I/O threads (where callbacks run): the id of the
+    /// socket the thread serves; 0 elsewhere.
+    static IO_THREAD_OF: Cell<u64> = const { Cell::new(0) };
 }
 
-pub fn mark_io_thread() {
-    ON_IO_THREAD.with(|c| c.set(true));
+pub fn mark_io_thread(socket: u64) {
+    IO_THREAD_OF.with(|c| c.set(socket));
+}
+
+/// The socket whose I/O thread this is, if any.
+pub fn current_io_socket() -> Option<u64> {
+    match IO_THREAD_OF.with(|c| c.get()) {
+        0 => None,
+        id => Some(id),
+    }
 }
 
 pub fn on_io_thread() -> bool {
-    ON_IO_THREAD.with(|c| c.get())
+    current_io_socket().is_some()
 }
 
 #[derive(Default)]

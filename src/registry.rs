@@ -138,20 +138,31 @@ pub fn free(id: u64) -> Result<()> {
 /// abort what is left and join every I/O thread.
 pub fn shutdown(timeout: Duration) {
     let r = registry();
-    let _one = r.shutdown_lock.lock();
+    // One shutdown at a time. Called from a notify callback while another
+    // shutdown runs, it returns at once: that shutdown is waiting for this
+    // very thread, so waiting here would deadlock.
+    let _one = if crate::notify::on_io_thread() {
+        match r.shutdown_lock.try_lock() {
+            Some(g) => g,
+            None => return,
+        }
+    } else {
+        r.shutdown_lock.lock()
+    };
     let sockets: Vec<Arc<Socket>> = {
         let mut table = r.table.write();
         SHUTTING_DOWN.store(true, Ordering::Release);
-        table.drain().map(|(_, s)| s).collect()
+        // Take the map itself so its memory is released too.
+        std::mem::take(&mut *table).into_values().collect()
     };
     for s in &sockets {
         s.release();
     }
     drop(sockets);
     let deadline = deadline_after(timeout);
-    let on_io = crate::notify::on_io_thread();
     // An I/O thread calling shutdown from its callback cannot wait for itself.
-    let me = usize::from(on_io);
+    let own = crate::notify::current_io_socket();
+    let me = usize::from(own.is_some());
     {
         let mut live = r.live.lock();
         while *live > me {
@@ -164,10 +175,9 @@ pub fn shutdown(timeout: Duration) {
     for (s, _) in &threads {
         s.abort();
     }
-    let current = std::thread::current().id();
     for (s, h) in threads {
-        drop(s);
-        if h.thread().id() != current {
+        if Some(s.id) != own {
+            drop(s);
             let _ = h.join();
         }
     }

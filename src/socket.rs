@@ -322,7 +322,7 @@ fn is_would_block(e: &tungstenite::Error) -> bool {
 
 /// Entry point of the socket's I/O thread.
 pub fn run(socket: Arc<Socket>, mut poll: Poll, url: WsUrl, opts: Options) {
-    crate::notify::mark_io_thread();
+    crate::notify::mark_io_thread(socket.id);
     let s = socket.clone();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         io_thread(&s, &mut poll, &url, &opts)
@@ -708,7 +708,17 @@ impl Conn<'_> {
                     core.close_request = None;
                 }
                 Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
-                Err(e) if is_would_block(&e) => break,
+                Err(e) if is_would_block(&e) => {
+                    if let Some(size) = ws.get_mut().take_oversize() {
+                        ended = Some(tungstenite::Error::Capacity(
+                            tungstenite::error::CapacityError::MessageTooLong {
+                                size: usize::try_from(size).unwrap_or(usize::MAX),
+                                max_size: socket.max_message_size,
+                            },
+                        ));
+                    }
+                    break;
+                }
                 Err(e) => {
                     ended = Some(e);
                     break;

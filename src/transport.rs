@@ -26,6 +26,57 @@ pub struct Transport {
     rx_pos: usize,
     /// The peer closed its sending side (read returned 0).
     eof: bool,
+    /// TLS only: decrypted bytes not yet handed to tungstenite.
+    plain: Vec<u8>,
+    plain_pos: usize,
+    /// What may be handed to tungstenite (see [`Gate`]).
+    gate: Gate,
+    max_frame: u64,
+    oversize: Option<u64>,
+}
+
+/// Limits what tungstenite reads, so that the library, not tungstenite,
+/// decides about frames over the size limit:
+/// - during the upgrade, bytes up to the end of the HTTP response head only
+///   (so no frame bytes are swallowed into the handshake's buffer);
+/// - then whole frames: each header is inspected before it is passed on; a
+///   frame whose payload is over the limit is dropped from the stream (its
+///   payload is skipped, never buffered) and reported by [`Transport::take_oversize`].
+///   The stream stays aligned, so the peer's reply to our 1009 close is read.
+#[derive(Debug)]
+enum Gate {
+    /// Matched this many bytes of "\r\n\r\n".
+    HttpHead(u8),
+    /// At a frame boundary.
+    FrameStart,
+    /// Passing this many more bytes of the current frame (header included).
+    Pass(u64),
+    /// Dropping this many more payload bytes of an oversized frame.
+    Skip(u64),
+}
+
+/// Length of the frame header at the start of `b`, if enough bytes are there
+/// to know it, and the payload length once the whole header is there.
+fn frame_header(b: &[u8]) -> Option<(usize, Option<u64>)> {
+    if b.len() < 2 {
+        return None;
+    }
+    let masked = b[1] & 0x80 != 0;
+    let (ext, short) = match b[1] & 0x7f {
+        126 => (2, None),
+        127 => (8, None),
+        n => (0, Some(u64::from(n))),
+    };
+    let hlen = 2 + ext + if masked { 4 } else { 0 };
+    if b.len() < 2 + ext {
+        return Some((hlen, None));
+    }
+    let len = short.unwrap_or_else(|| {
+        b[2..2 + ext]
+            .iter()
+            .fold(0u64, |a, &x| (a << 8) | u64::from(x))
+    });
+    Some((hlen, Some(len)))
 }
 
 /// Outcome of one [`read_raw`] call.
@@ -78,28 +129,34 @@ fn would_block() -> io::Error {
 }
 
 impl Transport {
-    pub fn plain(sock: Arc<TcpStream>) -> Self {
+    fn new(sock: Arc<TcpStream>, tls: Option<Box<ClientConnection>>, max_frame: u64) -> Self {
         Transport {
             sock,
-            tls: None,
+            tls,
             rx: Vec::new(),
             rx_pos: 0,
             eof: false,
+            plain: Vec::new(),
+            plain_pos: 0,
+            gate: Gate::HttpHead(0),
+            max_frame,
+            oversize: None,
         }
     }
 
-    pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection) -> Self {
-        Transport {
-            sock,
-            tls: Some(Box::new(conn)),
-            rx: Vec::new(),
-            rx_pos: 0,
-            eof: false,
-        }
+    /// `max_frame`: the largest frame payload passed to tungstenite.
+    pub fn plain(sock: Arc<TcpStream>, max_frame: usize) -> Self {
+        Self::new(sock, None, max_frame as u64)
     }
 
-    pub fn tls_conn(&self) -> Option<&ClientConnection> {
-        self.tls.as_deref()
+    pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection, max_frame: usize) -> Self {
+        Self::new(sock, Some(Box::new(conn)), max_frame as u64)
+    }
+
+    /// The payload length of a frame that was over the limit and dropped
+    /// from the stream since the last call.
+    pub fn take_oversize(&mut self) -> Option<u64> {
+        self.oversize.take()
     }
 
     /// Hand over bytes read by [`read_raw`]. `buf` is swapped in when nothing
@@ -215,31 +272,199 @@ impl Transport {
     }
 }
 
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Transport {
+    /// Decrypted (or, for plain sockets, received) bytes ready for tungstenite.
+    /// TLS: refills from rustls when empty. Empty + Ok means WouldBlock, or EOF
+    /// when `self.eof` is set and nothing more can come.
+    fn available(&mut self) -> io::Result<usize> {
         if self.tls.is_none() {
-            let avail = &self.rx[self.rx_pos..];
-            if avail.is_empty() {
-                return if self.eof { Ok(0) } else { Err(would_block()) };
-            }
-            let n = avail.len().min(buf.len());
-            buf[..n].copy_from_slice(&avail[..n]);
-            self.rx_pos += n;
-            return Ok(n);
+            return Ok(self.rx.len() - self.rx_pos);
         }
+        if self.plain_pos < self.plain.len() {
+            return Ok(self.plain.len() - self.plain_pos);
+        }
+        self.plain.clear();
+        self.plain_pos = 0;
         loop {
             let tls = self.tls.as_deref_mut().expect("tls transport");
-            match tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
+            let mut chunk = [0u8; 16 * 1024];
+            match tls.reader().read(&mut chunk) {
+                Ok(0) => {
+                    // close_notify: a clean TLS EOF.
+                    self.eof = true;
+                    return Ok(0);
+                }
+                Ok(n) => {
+                    self.plain.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !self.feed_tls()? {
-                        return Err(would_block());
+                        return Ok(0);
                     }
                     // Reading may have queued records to send (alerts, KeyUpdate).
                     match self.write_tls() {
                         Ok(()) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn input(&self) -> &[u8] {
+        if self.tls.is_none() {
+            &self.rx[self.rx_pos..]
+        } else {
+            &self.plain[self.plain_pos..]
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        if self.tls.is_none() {
+            self.rx_pos += n;
+        } else {
+            self.plain_pos += n;
+        }
+    }
+
+    /// At EOF, plain sockets report it only once all bytes are consumed; TLS
+    /// EOF without close_notify is an error from rustls, which `available` returns.
+    fn at_eof(&self) -> bool {
+        self.eof && (self.tls.is_some() || self.rx_pos >= self.rx.len())
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.available()? == 0 {
+                return if self.at_eof() {
+                    Ok(0)
+                } else {
+                    Err(would_block())
+                };
+            }
+            let input = self.input();
+            // How many bytes may pass now, and what the gate becomes.
+            let (n, next) = match self.gate {
+                Gate::HttpHead(mut matched) => {
+                    let mut n = 0;
+                    for &b in input.iter().take(buf.len()) {
+                        n += 1;
+                        matched = match (matched, b) {
+                            (0 | 2, b'\r') => matched + 1,
+                            (1, b'\n') => 2,
+                            (3, b'\n') => 4,
+                            (_, b'\r') => 1,
+                            _ => 0,
+                        };
+                        if matched == 4 {
+                            break;
+                        }
+                    }
+                    (
+                        n,
+                        if matched == 4 {
+                            Gate::FrameStart
+                        } else {
+                            Gate::HttpHead(matched)
+                        },
+                    )
+                }
+                Gate::FrameStart => match frame_header(input) {
+                    Some((hlen, Some(len))) if input.len() >= hlen => {
+                        if len > self.max_frame {
+                            // Stop here so the frames before it are parsed
+                            // first and nothing after it is, until the I/O
+                            // thread has failed the connection.
+                            self.consume(hlen);
+                            self.gate = Gate::Skip(len);
+                            self.oversize = Some(len);
+                            return Err(would_block());
+                        }
+                        self.gate = Gate::Pass(hlen as u64 + len);
+                        continue;
+                    }
+                    _ => {
+                        // Header incomplete: wait for the rest of it.
+                        if self.eof {
+                            // Hand over what is there; tungstenite reports the truncation.
+                            let n = input.len().min(buf.len());
+                            buf[..n].copy_from_slice(&input[..n]);
+                            self.consume(n);
+                            return Ok(n);
+                        }
+                        if self.tls.is_some() {
+                            // Pull more plaintext behind the partial header.
+                            if !self.pull_more_plaintext()? {
+                                return Err(would_block());
+                            }
+                            continue;
+                        }
+                        return Err(would_block());
+                    }
+                },
+                Gate::Pass(left) => {
+                    let n = (left.min(input.len() as u64) as usize).min(buf.len());
+                    let rest = left - n as u64;
+                    (
+                        n,
+                        if rest == 0 {
+                            Gate::FrameStart
+                        } else {
+                            Gate::Pass(rest)
+                        },
+                    )
+                }
+                Gate::Skip(left) => {
+                    let n = left.min(input.len() as u64) as usize;
+                    self.consume(n);
+                    let rest = left - n as u64;
+                    self.gate = if rest == 0 {
+                        Gate::FrameStart
+                    } else {
+                        Gate::Skip(rest)
+                    };
+                    continue;
+                }
+            };
+            buf[..n].copy_from_slice(&self.input()[..n]);
+            self.consume(n);
+            self.gate = next;
+            return Ok(n);
+        }
+    }
+}
+
+impl Transport {
+    /// TLS: append more decrypted bytes behind the unconsumed ones (used when
+    /// a frame header straddles two TLS records). Ok(false) if none are ready.
+    fn pull_more_plaintext(&mut self) -> io::Result<bool> {
+        if self.plain_pos > 0 {
+            self.plain.drain(..self.plain_pos);
+            self.plain_pos = 0;
+        }
+        loop {
+            let tls = self.tls.as_deref_mut().expect("tls transport");
+            let mut chunk = [0u8; 4096];
+            match tls.reader().read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    self.plain.extend_from_slice(&chunk[..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.feed_tls()? {
+                        return Ok(false);
                     }
                 }
                 Err(e) => return Err(e),

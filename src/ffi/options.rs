@@ -73,6 +73,10 @@ pub extern "C" fn wsb_options_free(opts: *mut wsb_options) {
         }
         let mut set = live().lock();
         if set.remove(&(opts as usize)) {
+            if set.is_empty() {
+                // Release the set's memory when no options object is alive.
+                *set = HashSet::new();
+            }
             // SAFETY: the pointer was in the live set, so it came from
             // Box::into_raw and is freed exactly once (it is now removed).
             drop(unsafe { Box::from_raw(opts) });

@@ -1,0 +1,164 @@
+//! Raw RFC 6455 frame helpers, used by the server for the deliberately broken
+//! paths and by tests that need to see the exact bytes on the wire.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+pub const OP_CONT: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
+
+/// One decoded frame (payload already unmasked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub masked: bool,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// For a close frame: `(code, reason)`; `None` if the payload is empty.
+    pub fn close_code(&self) -> Option<(u16, String)> {
+        if self.payload.len() < 2 {
+            return None;
+        }
+        let code = u16::from_be_bytes([self.payload[0], self.payload[1]]);
+        Some((
+            code,
+            String::from_utf8_lossy(&self.payload[2..]).into_owned(),
+        ))
+    }
+}
+
+/// Encodes one frame. `mask` is `Some` for client-to-server frames.
+pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0F));
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    let len = payload.len();
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    match mask {
+        Some(m) => {
+            out.extend_from_slice(&m);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// Close frame payload: 2-byte code followed by the reason.
+pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
+    let mut p = code.to_be_bytes().to_vec();
+    p.extend_from_slice(reason.as_bytes());
+    p
+}
+
+/// Reads one frame. `Ok(None)` on a clean EOF before the first header byte;
+/// an EOF inside a frame is `UnexpectedEof`. Payloads over `max` are an error.
+pub fn read_frame(r: &mut impl Read, max: usize) -> io::Result<Option<RawFrame>> {
+    let mut h = [0u8; 2];
+    match r.read(&mut h[..1]) {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        Err(e) => return Err(e),
+    }
+    r.read_exact(&mut h[1..])?;
+    let fin = h[0] & 0x80 != 0;
+    let opcode = h[0] & 0x0F;
+    let masked = h[1] & 0x80 != 0;
+    let len = match h[1] & 0x7F {
+        126 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b)?;
+            u16::from_be_bytes(b) as u64
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            r.read_exact(&mut b)?;
+            u64::from_be_bytes(b)
+        }
+        n => n as u64,
+    };
+    if len > max as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the {max} byte limit"),
+        ));
+    }
+    let mut mask = [0u8; 4];
+    if masked {
+        r.read_exact(&mut mask)?;
+    }
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload)?;
+    if masked {
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+    }
+    Ok(Some(RawFrame {
+        fin,
+        opcode,
+        masked,
+        payload,
+    }))
+}
+
+/// Sends a minimal client upgrade request for `path` and reads the response
+/// head (up to and including the blank line, nothing more). Returns the head.
+pub fn handshake<S: Read + Write>(
+    s: &mut S,
+    host: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+) -> io::Result<String> {
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for (n, v) in extra_headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.flush()?;
+    let head = super::conn::read_head(s)?;
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Plain-TCP raw client: connects to 127.0.0.1:`port` (read/write timeouts of
+/// 10 s), performs [`handshake`] for `path` and returns the socket and the
+/// response head.
+pub fn connect(port: u16, path: &str) -> io::Result<(TcpStream, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let head = handshake(&mut s, &format!("127.0.0.1:{port}"), path, &[])?;
+    Ok((s, head))
+}
+
+/// Reads everything until EOF (or error / timeout), returning what was read.
+pub fn read_to_end_lossy(r: &mut impl Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
