@@ -173,10 +173,17 @@ pub fn shutdown(timeout: Duration) {
     }
     let threads: Vec<(Arc<Socket>, JoinHandle<()>)> = std::mem::take(&mut *r.threads.lock());
     for (s, _) in &threads {
-        s.abort();
+        // The calling I/O thread (shutdown from a callback) is not aborted: it
+        // finishes its own 1001 close after the callback returns.
+        if Some(s.id) != own {
+            s.abort();
+        }
     }
     for (s, h) in threads {
-        if Some(s.id) != own {
+        if Some(s.id) == own {
+            // Still running (it is us): a later shutdown joins it.
+            r.threads.lock().push((s, h));
+        } else {
             drop(s);
             let _ = h.join();
         }

@@ -1,0 +1,150 @@
+//! The C examples and the C contract program, compiled with the system C
+//! compiler against include/wsbridge.h and run against the loopback server:
+//! linked with -lwsbridge, and loaded with dlopen.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::TestServer;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding the freshly built libwsbridge.so: cargo builds the
+/// cdylib next to this test binary (target/<profile>/deps).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("libwsbridge.so").exists(),
+        "no libwsbridge.so in {}",
+        dir.display()
+    );
+    dir
+}
+
+fn out_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wsb-c-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn compile(src: &Path, name: &str, link: bool) -> PathBuf {
+    let out = out_dir().join(name);
+    let mut cmd = Command::new("cc");
+    cmd.args([
+        "-std=c99",
+        "-D_POSIX_C_SOURCE=200809L",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-O1",
+    ])
+    .arg("-I")
+    .arg(root().join("include"))
+    .arg(src)
+    .arg("-o")
+    .arg(&out);
+    if link {
+        let dir = lib_dir();
+        cmd.arg(format!("-L{}", dir.display()))
+            .arg("-lwsbridge")
+            .arg(format!("-Wl,-rpath,{}", dir.display()));
+    }
+    cmd.args(["-lpthread", "-ldl"]);
+    let st = cmd.status().expect("run cc");
+    assert!(st.success(), "compiling {} failed", src.display());
+    out
+}
+
+/// Run with a bound: a watchdog kills the child (by PID) if it outlives RUN_TIMEOUT.
+fn run(exe: &Path, args: &[&str]) -> Output {
+    let child = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn example");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if rx.recv_timeout(RUN_TIMEOUT).is_err() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    });
+    let out = child.wait_with_output().expect("wait example");
+    let _ = tx.send(());
+    watchdog.join().unwrap();
+    out
+}
+
+fn check(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn echo_c_linked() {
+    let srv = TestServer::start();
+    let exe = compile(&root().join("examples-c/echo.c"), "echo", true);
+    let out = check(&run(&exe, &[&srv.url("/echo")]), "echo.c over ws://");
+    assert!(out.contains("text: hello, wsbridge"), "{out}");
+    assert!(out.contains("binary: 5 bytes"), "{out}");
+    assert!(out.contains("close: code 1000, clean 1"), "{out}");
+    // wss:// with the test CA added by option.
+    let ca = out_dir().join("ca.pem");
+    std::fs::write(&ca, &srv.ca_pem).unwrap();
+    let out = check(
+        &run(&exe, &[&srv.tls_url("/echo"), ca.to_str().unwrap()]),
+        "echo.c over wss://",
+    );
+    assert!(out.contains("text: hello, wsbridge"), "{out}");
+}
+
+#[test]
+fn dlopen_echo_c() {
+    let srv = TestServer::start();
+    let exe = compile(
+        &root().join("examples-c/dlopen_echo.c"),
+        "dlopen_echo",
+        false,
+    );
+    let lib = lib_dir().join("libwsbridge.so");
+    let out = check(
+        &run(&exe, &[&srv.url("/echo"), lib.to_str().unwrap()]),
+        "dlopen_echo.c",
+    );
+    assert!(out.contains("text: hello through dlopen"), "{out}");
+    assert!(out.contains("unloaded"), "{out}");
+}
+
+#[test]
+fn event_loop_c() {
+    let srv = TestServer::start();
+    let exe = compile(&root().join("examples-c/event_loop.c"), "event_loop", true);
+    let out = check(&run(&exe, &[&srv.url("/echo"), "500"]), "event_loop.c");
+    assert!(out.contains("500 of 500 echoes in order"), "{out}");
+}
+
+#[test]
+fn contract_c() {
+    let srv = TestServer::start();
+    let exe = compile(&root().join("tests/c/contract.c"), "contract", true);
+    let base = format!("ws://127.0.0.1:{}", srv.port);
+    let out = check(&run(&exe, &[&base]), "tests/c/contract.c");
+    assert!(out.trim_end().ends_with(" 0 failed"), "{out}");
+}
