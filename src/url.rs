@@ -107,13 +107,18 @@ impl WsUrl {
         } else {
             resource.to_string()
         };
-        Ok(WsUrl {
+        let url = WsUrl {
             tls,
             host: host.to_ascii_lowercase(),
             ip,
             port,
             resource,
-        })
+        };
+        // The request line must also be acceptable to the HTTP layer (it
+        // limits the length, among others): report that here, not later.
+        tungstenite::http::Uri::try_from(url.request_uri())
+            .map_err(|e| bad(format!("invalid URL {shown:?}: {e}")))?;
+        Ok(url)
     }
 
     /// The `Host` header value / authority as sent on the wire.
