@@ -148,3 +148,42 @@ fn contract_c() {
     let out = check(&run(&exe, &[&base]), "tests/c/contract.c");
     assert!(out.trim_end().ends_with(" 0 failed"), "{out}");
 }
+
+#[test]
+fn only_wsb_symbols_are_exported() {
+    let lib = lib_dir().join("libwsbridge.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .expect("run nm");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(
+        names.contains(&"wsb_connect") && names.contains(&"wsb_shutdown"),
+        "{names:?}"
+    );
+    let foreign: Vec<&&str> = names.iter().filter(|n| !n.starts_with("wsb_")).collect();
+    assert!(
+        foreign.is_empty(),
+        "exported symbols without the wsb_ prefix: {foreign:?}"
+    );
+    // Every function of the header is exported.
+    let header = std::fs::read_to_string(root().join("include/wsbridge.h")).unwrap();
+    for decl in header.lines().filter(|l| {
+        l.contains(" wsb_") && l.contains('(') && !l.starts_with(' ') && !l.starts_with("typedef")
+    }) {
+        let name = decl
+            .split('(')
+            .next()
+            .unwrap()
+            .rsplit(|c: char| c == ' ' || c == '*')
+            .next()
+            .unwrap();
+        assert!(names.contains(&name), "{name} declared but not exported");
+    }
+}
