@@ -181,7 +181,7 @@ fn only_wsb_symbols_are_exported() {
             .split('(')
             .next()
             .unwrap()
-            .rsplit(|c: char| c == ' ' || c == '*')
+            .rsplit([' ', '*'])
             .next()
             .unwrap();
         assert!(names.contains(&name), "{name} declared but not exported");
