@@ -5,6 +5,7 @@
 //! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls) under tungstenite;
+//! - [`gate`]: which incoming bytes tungstenite sees (frame-header checks, size limit, close frames);
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
 //! - [`options`], [`tls`], [`url`]: configuration;
@@ -19,6 +20,7 @@ pub mod connect;
 pub mod error;
 pub mod event;
 pub mod ffi;
+pub mod gate;
 pub mod notify;
 pub mod options;
 pub mod registry;

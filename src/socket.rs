@@ -23,6 +23,7 @@ use tungstenite::{Message, WebSocket};
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
 use crate::error::{Code, Error, Result};
 use crate::event::{Event, EventQueue, OpenOutcome};
+use crate::gate::{self, Incident};
 use crate::notify::Notify;
 use crate::options::Options;
 use crate::transport::{read_raw, Transport};
@@ -402,6 +403,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         linger_deadline: None,
         peer_close: None,
         failed: false,
+        sent_close: false,
         done: false,
         last_rx: Instant::now(),
         ping_sent: None,
@@ -427,6 +429,8 @@ struct Conn<'a> {
     peer_close: Option<(u16, String)>,
     /// An ERROR was emitted; no data events may follow.
     failed: bool,
+    /// Our close frame was written to tungstenite (initiated or in reply).
+    sent_close: bool,
     /// CLOSE has been emitted.
     done: bool,
     last_rx: Instant,
@@ -547,8 +551,7 @@ impl Conn<'_> {
                     return;
                 }
             }
-            if self.ping_sent.is_none() && now >= self.last_rx + iv && self.close_deadline.is_none()
-            {
+            if self.ping_sent.is_none() && now >= self.last_rx + iv && !self.sent_close {
                 let mut core = self.socket.core.lock();
                 if let Some(ws) = core.ws.as_mut() {
                     match ws.write(Message::Ping(Default::default())) {
@@ -593,7 +596,7 @@ impl Conn<'_> {
         if self.done {
             return;
         }
-        let closing_on_purpose = self.close_deadline.is_some() && !self.failed;
+        let closing_on_purpose = self.sent_close && !self.failed;
         if !self.failed && !closing_on_purpose {
             self.failed = true;
             self.out.push(Event::error(&err));
@@ -666,18 +669,21 @@ impl Conn<'_> {
             }
         }
         // 2. A requested close goes after everything queued before it.
-        if core.queue.is_empty() && self.close_deadline.is_none() {
+        if core.queue.is_empty() && !self.sent_close {
             if let Some(frame) = core.close_request.take() {
+                self.sent_close = true;
                 self.close_deadline = Some(Instant::now() + self.close_timeout);
                 match ws.close(Some(frame)) {
                     Ok(()) => {}
                     Err(e) if is_would_block(&e) => core.flush_pending = true,
-                    Err(_) => {} // already closing (the peer's close crossed ours)
+                    Err(_) => {}
                 }
             }
         }
-        // 3. Parse everything supplied.
+        // 3. Parse everything supplied, until the input runs out or the
+        //    gate reports something to act on.
         let mut ended: Option<tungstenite::Error> = None;
+        let mut incident: Option<Incident> = None;
         loop {
             match ws.read() {
                 Ok(Message::Text(t)) => {
@@ -690,33 +696,11 @@ impl Conn<'_> {
                         self.out.push(Event::binary(&b));
                     }
                 }
-                Ok(Message::Close(frame)) => {
-                    let (code, reason) = match frame {
-                        Some(f) => (u16::from(f.code), f.reason.to_string()),
-                        None => (1005, String::new()),
-                    };
-                    self.peer_close = Some((code, reason));
-                    if socket.state() == State::Open {
-                        socket.set_state(State::Closing);
-                    }
-                    if self.close_deadline.is_none() {
-                        self.close_deadline = Some(Instant::now() + self.close_timeout);
-                    }
-                    // Nothing queued can be sent after the peer's close.
-                    core.queue.clear();
-                    core.queued_bytes = 0;
-                    core.close_request = None;
-                }
-                Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
+                // Close frames are taken out by the gate; ping/pong/raw frames
+                // need nothing (tungstenite answers pings).
+                Ok(_) => {}
                 Err(e) if is_would_block(&e) => {
-                    if let Some(size) = ws.get_mut().take_oversize() {
-                        ended = Some(tungstenite::Error::Capacity(
-                            tungstenite::error::CapacityError::MessageTooLong {
-                                size: usize::try_from(size).unwrap_or(usize::MAX),
-                                max_size: socket.max_message_size,
-                            },
-                        ));
-                    }
+                    incident = ws.get_mut().take_incident();
                     break;
                 }
                 Err(e) => {
@@ -725,8 +709,45 @@ impl Conn<'_> {
                 }
             }
         }
-        // 4. Flush what the above produced (pongs, close replies).
-        let flushed = match ws.flush() {
+        // 4. Flush what the above produced (pongs, our close).
+        let flushed = self.flush(core);
+        core.ws
+            .as_mut()
+            .expect("open")
+            .get_mut()
+            .reclaim(&mut self.rx);
+        drop(guard);
+        match (incident, ended) {
+            (Some(Incident::PeerClose(payload)), _) => self.on_peer_close(&payload),
+            (Some(Incident::Oversize(size)), _) => self.fail_protocol(
+                Error::new(
+                    Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                    format!(
+                        "incoming message of {size} bytes exceeds the limit of {} bytes",
+                        socket.max_message_size
+                    ),
+                ),
+                CloseCode::Size,
+            ),
+            (Some(Incident::Violation(detail)), _) => self.fail_protocol(
+                Error::new(Code::WSB_ERR_PROTOCOL, detail),
+                CloseCode::Protocol,
+            ),
+            (None, Some(e)) => self.on_read_end(e),
+            (None, None) => {
+                if flushed {
+                    self.maybe_closed();
+                }
+            }
+        }
+    }
+
+    /// Flush tungstenite's buffer to the socket; true if everything is out.
+    fn flush(&mut self, core: &mut Core) -> bool {
+        let Some(ws) = core.ws.as_mut() else {
+            return false;
+        };
+        match ws.flush() {
             Ok(()) => {
                 core.flush_pending = false;
                 core.unflushed_bytes = 0;
@@ -737,17 +758,101 @@ impl Conn<'_> {
                 false
             }
             Err(_) => false,
-        };
-        ws.get_mut().reclaim(&mut self.rx);
-        drop(guard);
-        if let Some(e) = ended {
-            self.on_read_end(e);
-        } else if flushed {
+        }
+    }
+
+    /// Both close frames are out and in: the closing handshake is complete.
+    fn maybe_closed(&mut self) {
+        if self.sent_close {
             if let Some((code, reason)) = self.peer_close.clone() {
-                // Closing handshake complete: both close frames exchanged.
                 self.emit_close(code, true, reason);
             }
         }
+    }
+
+    /// Send our close frame (unless already sent), stop sending data, and
+    /// start the close timeout.
+    fn send_close(&mut self, frame: Option<CloseFrame>) {
+        self.socket.set_state(State::Closing);
+        self.close_deadline
+            .get_or_insert(Instant::now() + self.close_timeout);
+        let mut core = self.socket.core.lock();
+        core.queue.clear();
+        core.queued_bytes = 0;
+        core.close_request = None;
+        if !self.sent_close {
+            self.sent_close = true;
+            if let Some(ws) = core.ws.as_mut() {
+                match ws.close(frame) {
+                    Ok(()) => {}
+                    Err(e) if is_would_block(&e) => core.flush_pending = true,
+                    Err(_) => {}
+                }
+            }
+        }
+        let flushed = self.flush(&mut core);
+        drop(core);
+        if flushed {
+            self.maybe_closed();
+        }
+    }
+
+    /// The peer's close frame arrived (taken out of the stream by the gate).
+    fn on_peer_close(&mut self, payload: &[u8]) {
+        match gate::parse_close(payload) {
+            Ok((code, reason)) => {
+                self.peer_close = Some((code, reason));
+                // Echo the peer's code (RFC 6455 §5.5.1), or answer an empty
+                // close with an empty one.
+                let reply = (code != 1005).then(|| CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: "".into(),
+                });
+                self.send_close(reply);
+            }
+            Err((detail, bad_utf8)) => {
+                if !self.failed && !self.sent_close {
+                    self.failed = true;
+                    self.out
+                        .push(Event::error(&Error::new(Code::WSB_ERR_PROTOCOL, detail)));
+                }
+                let code = if bad_utf8 {
+                    CloseCode::Invalid
+                } else {
+                    CloseCode::Protocol
+                };
+                self.peer_close = Some((u16::from(code), String::new()));
+                self.send_close(Some(CloseFrame {
+                    code,
+                    reason: "".into(),
+                }));
+            }
+        }
+        // Anything still readable is discarded by the gate; keep going.
+        self.step(None);
+    }
+
+    /// Fail the connection (RFC 6455 §7.1.7): ERROR, our close with `code`,
+    /// then wait for the peer's close until the close timeout. Data arriving
+    /// meanwhile is dropped.
+    fn fail_protocol(&mut self, err: Error, code: CloseCode) {
+        if self.failed || self.sent_close {
+            // Already closing: the peer misbehaves further; give up now.
+            self.fail_hard(err);
+            return;
+        }
+        self.failed = true;
+        self.out.push(Event::error(&err));
+        let reason = match code {
+            CloseCode::Size => "message too big",
+            CloseCode::Invalid => "invalid UTF-8",
+            _ => "protocol error",
+        };
+        self.send_close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        self.step(None);
     }
 
     fn on_read_end(&mut self, e: tungstenite::Error) {
@@ -760,39 +865,10 @@ impl Conn<'_> {
                     None => self.emit_close(1006, false, String::new()),
                 }
             }
-            other => {
-                let (err, close_with) = classify(other);
-                match close_with {
-                    Some(code) if !self.failed && self.close_deadline.is_none() => {
-                        // Fail the connection (RFC 6455 §7.1.7): ERROR, send our
-                        // close, then wait for the peer's echo until the close timeout.
-                        self.failed = true;
-                        self.out.push(Event::error(&err));
-                        self.close_deadline = Some(Instant::now() + self.close_timeout);
-                        self.socket.set_state(State::Closing);
-                        let mut core = self.socket.core.lock();
-                        core.queue.clear();
-                        core.queued_bytes = 0;
-                        if let Some(ws) = core.ws.as_mut() {
-                            let reason = match code {
-                                CloseCode::Size => "message too big",
-                                CloseCode::Invalid => "invalid UTF-8",
-                                _ => "protocol error",
-                            };
-                            let _ = ws.close(Some(CloseFrame {
-                                code,
-                                reason: reason.into(),
-                            }));
-                            core.flush_pending = ws.flush().is_err();
-                        }
-                        drop(core);
-                        // Keep reading: the peer's echo of our close ends it
-                        // cleanly; anything else ends it at the close timeout.
-                        self.step(None);
-                    }
-                    _ => self.fail_hard(err),
-                }
-            }
+            other => match classify(other) {
+                (err, Some(code)) => self.fail_protocol(err, code),
+                (err, None) => self.fail_hard(err),
+            },
         }
     }
 }

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::ClientConnection;
 
+use crate::gate::{Gate, Incident, Step};
+
 /// Largest chunk read from the socket before it is parsed.
 pub const MAX_READ_CHUNK: usize = 256 * 1024;
 const MIN_READ_CHUNK: usize = 8 * 1024;
@@ -29,54 +31,8 @@ pub struct Transport {
     /// TLS only: decrypted bytes not yet handed to tungstenite.
     plain: Vec<u8>,
     plain_pos: usize,
-    /// What may be handed to tungstenite (see [`Gate`]).
+    /// What may be handed to tungstenite (see [`crate::gate`]).
     gate: Gate,
-    max_frame: u64,
-    oversize: Option<u64>,
-}
-
-/// Limits what tungstenite reads, so that the library, not tungstenite,
-/// decides about frames over the size limit:
-/// - during the upgrade, bytes up to the end of the HTTP response head only
-///   (so no frame bytes are swallowed into the handshake's buffer);
-/// - then whole frames: each header is inspected before it is passed on; a
-///   frame whose payload is over the limit is dropped from the stream (its
-///   payload is skipped, never buffered) and reported by [`Transport::take_oversize`].
-///   The stream stays aligned, so the peer's reply to our 1009 close is read.
-#[derive(Debug)]
-enum Gate {
-    /// Matched this many bytes of "\r\n\r\n".
-    HttpHead(u8),
-    /// At a frame boundary.
-    FrameStart,
-    /// Passing this many more bytes of the current frame (header included).
-    Pass(u64),
-    /// Dropping this many more payload bytes of an oversized frame.
-    Skip(u64),
-}
-
-/// Length of the frame header at the start of `b`, if enough bytes are there
-/// to know it, and the payload length once the whole header is there.
-fn frame_header(b: &[u8]) -> Option<(usize, Option<u64>)> {
-    if b.len() < 2 {
-        return None;
-    }
-    let masked = b[1] & 0x80 != 0;
-    let (ext, short) = match b[1] & 0x7f {
-        126 => (2, None),
-        127 => (8, None),
-        n => (0, Some(u64::from(n))),
-    };
-    let hlen = 2 + ext + if masked { 4 } else { 0 };
-    if b.len() < 2 + ext {
-        return Some((hlen, None));
-    }
-    let len = short.unwrap_or_else(|| {
-        b[2..2 + ext]
-            .iter()
-            .fold(0u64, |a, &x| (a << 8) | u64::from(x))
-    });
-    Some((hlen, Some(len)))
 }
 
 /// Outcome of one [`read_raw`] call.
@@ -129,7 +85,7 @@ fn would_block() -> io::Error {
 }
 
 impl Transport {
-    fn new(sock: Arc<TcpStream>, tls: Option<Box<ClientConnection>>, max_frame: u64) -> Self {
+    fn new(sock: Arc<TcpStream>, tls: Option<Box<ClientConnection>>, max_frame: usize) -> Self {
         Transport {
             sock,
             tls,
@@ -138,25 +94,22 @@ impl Transport {
             eof: false,
             plain: Vec::new(),
             plain_pos: 0,
-            gate: Gate::HttpHead(0),
-            max_frame,
-            oversize: None,
+            gate: Gate::new(max_frame),
         }
     }
 
     /// `max_frame`: the largest frame payload passed to tungstenite.
     pub fn plain(sock: Arc<TcpStream>, max_frame: usize) -> Self {
-        Self::new(sock, None, max_frame as u64)
+        Self::new(sock, None, max_frame)
     }
 
     pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection, max_frame: usize) -> Self {
-        Self::new(sock, Some(Box::new(conn)), max_frame as u64)
+        Self::new(sock, Some(Box::new(conn)), max_frame)
     }
 
-    /// The payload length of a frame that was over the limit and dropped
-    /// from the stream since the last call.
-    pub fn take_oversize(&mut self) -> Option<u64> {
-        self.oversize.take()
+    /// What the frame gate reported since the last call, if anything.
+    pub fn take_incident(&mut self) -> Option<Incident> {
+        self.gate.take_incident()
     }
 
     /// Hand over bytes read by [`read_raw`]. `buf` is swapped in when nothing
@@ -350,94 +303,37 @@ impl Read for Transport {
                     Err(would_block())
                 };
             }
-            let input = self.input();
-            // How many bytes may pass now, and what the gate becomes.
-            let (n, next) = match self.gate {
-                Gate::HttpHead(mut matched) => {
-                    let mut n = 0;
-                    for &b in input.iter().take(buf.len()) {
-                        n += 1;
-                        matched = match (matched, b) {
-                            (0 | 2, b'\r') => matched + 1,
-                            (1, b'\n') => 2,
-                            (3, b'\n') => 4,
-                            (_, b'\r') => 1,
-                            _ => 0,
-                        };
-                        if matched == 4 {
-                            break;
-                        }
-                    }
-                    (
-                        n,
-                        if matched == 4 {
-                            Gate::FrameStart
-                        } else {
-                            Gate::HttpHead(matched)
-                        },
-                    )
+            let input: &[u8] = match self.tls {
+                None => &self.rx[self.rx_pos..],
+                Some(_) => &self.plain[self.plain_pos..],
+            };
+            match self.gate.next(input, buf.len()) {
+                Step::Pass(n) => {
+                    buf[..n].copy_from_slice(&self.input()[..n]);
+                    self.consume(n);
+                    return Ok(n);
                 }
-                Gate::FrameStart => match frame_header(input) {
-                    Some((hlen, Some(len))) if input.len() >= hlen => {
-                        if len > self.max_frame {
-                            // Stop here so the frames before it are parsed
-                            // first and nothing after it is, until the I/O
-                            // thread has failed the connection.
-                            self.consume(hlen);
-                            self.gate = Gate::Skip(len);
-                            self.oversize = Some(len);
-                            return Err(would_block());
-                        }
-                        self.gate = Gate::Pass(hlen as u64 + len);
-                        continue;
-                    }
-                    _ => {
-                        // Header incomplete: wait for the rest of it.
-                        if self.eof {
-                            // Hand over what is there; tungstenite reports the truncation.
-                            let n = input.len().min(buf.len());
-                            buf[..n].copy_from_slice(&input[..n]);
-                            self.consume(n);
-                            return Ok(n);
-                        }
-                        if self.tls.is_some() {
-                            // Pull more plaintext behind the partial header.
-                            if !self.pull_more_plaintext()? {
-                                return Err(would_block());
-                            }
-                            continue;
-                        }
+                Step::Drop { n, stop } => {
+                    self.consume(n);
+                    if stop {
                         return Err(would_block());
                     }
-                },
-                Gate::Pass(left) => {
-                    let n = (left.min(input.len() as u64) as usize).min(buf.len());
-                    let rest = left - n as u64;
-                    (
-                        n,
-                        if rest == 0 {
-                            Gate::FrameStart
-                        } else {
-                            Gate::Pass(rest)
-                        },
-                    )
                 }
-                Gate::Skip(left) => {
-                    let n = left.min(input.len() as u64) as usize;
-                    self.consume(n);
-                    let rest = left - n as u64;
-                    self.gate = if rest == 0 {
-                        Gate::FrameStart
-                    } else {
-                        Gate::Skip(rest)
-                    };
-                    continue;
+                Step::NeedMore => {
+                    if self.eof {
+                        // Truncated by EOF: hand over the rest; tungstenite
+                        // reports the connection as reset.
+                        let input = self.input();
+                        let n = input.len().min(buf.len());
+                        buf[..n].copy_from_slice(&input[..n]);
+                        self.consume(n);
+                        return Ok(n);
+                    }
+                    if self.tls.is_none() || !self.pull_more_plaintext()? {
+                        return Err(would_block());
+                    }
                 }
-            };
-            buf[..n].copy_from_slice(&self.input()[..n]);
-            self.consume(n);
-            self.gate = next;
-            return Ok(n);
+            }
         }
     }
 }

@@ -36,6 +36,7 @@ const WS_PATHS: &[&str] = &[
     "/stall",
     "/badutf8",
     "/ping",
+    "/raw",
 ];
 
 /// Largest frame accepted in raw mode (after a deliberate protocol violation).
@@ -286,6 +287,17 @@ fn route(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> {
             shared.wait_stop(SILENT_HOLD);
             ws.get_ref().inner.shutdown_both();
             Ok(Outcome::Abrupt)
+        }
+        "/raw" => {
+            // `hex`: bytes written raw right after the upgrade (e.g. a frame
+            // with reserved bits or an unknown opcode); then raw mode.
+            let hex = req.param("hex").unwrap_or("");
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect();
+            ws.flush()?;
+            write_raw(ws, &bytes)?;
+            raw_mode(ws, req, shared)
         }
         "/badutf8" => {
             ws.flush()?;

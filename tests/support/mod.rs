@@ -24,6 +24,7 @@
 //! | `/silent` | never answers anything (reads and discards) until the client leaves or 60 s |
 //! | `/stall` | never reads nor writes (the client's sends back up) until 60 s or Drop |
 //! | `/badutf8` | raw text frame `C3 28`; then echoes the client's close frame |
+//! | `/raw?hex=c100` | the hex-decoded bytes written raw after the upgrade; then raw mode |
 //! | `/ping?payload=abc` | ping `abc`; on the matching pong, text `pong:abc`; then echo |
 //! | `/http200` | `HTTP/1.1 200 OK` with a small body, no upgrade |
 //! | `/garbage` | `\x00\x01garbage\r\n\r\n`, then close |

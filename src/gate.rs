@@ -1,0 +1,342 @@
+//! The frame gate: what of the incoming byte stream tungstenite gets to see.
+//!
+//! tungstenite parses frames well, but a bad frame *header* (reserved bits,
+//! unknown opcode, a frame over the size limit, ...) leaves its parser stuck
+//! in the middle of the stream, so the peer's reply to our close could never
+//! be read. The gate looks at each header first:
+//! - well-formed frames pass through untouched (header and payload);
+//! - a frame that breaks a header rule, or is over the size limit, is
+//!   dropped from the stream (its payload skipped, never buffered) and
+//!   reported as an [`Incident`]; the stream stays aligned;
+//! - the peer's close frame is taken out and reported, so the library, not
+//!   tungstenite, validates its code and reason and answers it; everything
+//!   after it is discarded (RFC 6455 §5.5.1).
+//!
+//! During the upgrade it passes bytes up to the end of the HTTP response
+//! head only, so no frame bytes end up in the handshake's buffer.
+
+/// Something the I/O thread must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incident {
+    /// A data frame whose payload (this many bytes) is over the limit.
+    Oversize(u64),
+    /// A frame header breaking RFC 6455; the detail says how.
+    Violation(String),
+    /// The peer's close frame payload (code + reason, unvalidated).
+    PeerClose(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Matched this many bytes of "\r\n\r\n".
+    HttpHead(u8),
+    /// At a frame boundary.
+    FrameStart,
+    /// Passing this many more bytes of the current frame (header included).
+    Pass(u64),
+    /// Dropping this many more payload bytes of a rejected frame.
+    Skip(u64),
+    /// After the peer's close frame: drop everything.
+    Discard,
+}
+
+/// What the reader should do with the input next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Hand this many bytes to tungstenite.
+    Pass(usize),
+    /// Drop this many bytes; if `stop`, an incident was raised: tell
+    /// tungstenite "would block" so the I/O thread acts on it first.
+    Drop { n: usize, stop: bool },
+    /// A header (or a close frame) is incomplete: more input is needed.
+    NeedMore,
+}
+
+#[derive(Debug)]
+pub struct Gate {
+    state: State,
+    max_frame: u64,
+    incident: Option<Incident>,
+}
+
+/// (header length, payload length) once the whole header is in `b`.
+fn parse_header(b: &[u8]) -> Option<(usize, u64)> {
+    if b.len() < 2 {
+        return None;
+    }
+    let masked = b[1] & 0x80 != 0;
+    let ext = match b[1] & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let hlen = 2 + ext + if masked { 4 } else { 0 };
+    if b.len() < hlen {
+        return None;
+    }
+    let len = match ext {
+        0 => u64::from(b[1] & 0x7f),
+        _ => b[2..2 + ext]
+            .iter()
+            .fold(0u64, |a, &x| (a << 8) | u64::from(x)),
+    };
+    Some((hlen, len))
+}
+
+/// The header rule a frame breaks, if any.
+fn violation(b0: u8, b1: u8, len: u64) -> Option<String> {
+    let (fin, rsv, opcode) = (b0 & 0x80 != 0, (b0 >> 4) & 0x7, b0 & 0x0f);
+    if rsv != 0 {
+        return Some(format!(
+            "protocol error: reserved bits set (RSV {rsv:03b}) without an extension"
+        ));
+    }
+    match opcode {
+        3..=7 => return Some(format!("protocol error: unknown data opcode {opcode}")),
+        11..=15 => return Some(format!("protocol error: unknown control opcode {opcode}")),
+        _ => {}
+    }
+    if b1 & 0x80 != 0 {
+        return Some("protocol error: masked frame from the server".into());
+    }
+    if opcode >= 8 && !fin {
+        return Some("protocol error: fragmented control frame".into());
+    }
+    if opcode >= 8 && len > 125 {
+        return Some(format!(
+            "protocol error: control frame of {len} bytes (over 125)"
+        ));
+    }
+    None
+}
+
+impl Gate {
+    pub fn new(max_frame: usize) -> Gate {
+        Gate {
+            state: State::HttpHead(0),
+            max_frame: max_frame as u64,
+            incident: None,
+        }
+    }
+
+    pub fn take_incident(&mut self) -> Option<Incident> {
+        self.incident.take()
+    }
+
+    /// Decide about the start of `input` (at most `max` bytes may pass). The
+    /// caller must then pass or drop exactly what the step says.
+    pub fn next(&mut self, input: &[u8], max: usize) -> Step {
+        match self.state {
+            State::HttpHead(mut matched) => {
+                let mut n = 0;
+                for &b in input.iter().take(max) {
+                    n += 1;
+                    matched = match (matched, b) {
+                        (0 | 2, b'\r') => matched + 1,
+                        (1, b'\n') => 2,
+                        (3, b'\n') => 4,
+                        (_, b'\r') => 1,
+                        _ => 0,
+                    };
+                    if matched == 4 {
+                        break;
+                    }
+                }
+                self.state = if matched == 4 {
+                    State::FrameStart
+                } else {
+                    State::HttpHead(matched)
+                };
+                Step::Pass(n)
+            }
+            State::Pass(left) => {
+                let n = (left.min(input.len() as u64) as usize).min(max);
+                let rest = left - n as u64;
+                self.state = if rest == 0 {
+                    State::FrameStart
+                } else {
+                    State::Pass(rest)
+                };
+                Step::Pass(n)
+            }
+            State::Skip(left) => {
+                let n = left.min(input.len() as u64) as usize;
+                let rest = left - n as u64;
+                self.state = if rest == 0 {
+                    State::FrameStart
+                } else {
+                    State::Skip(rest)
+                };
+                Step::Drop { n, stop: false }
+            }
+            State::Discard => Step::Drop {
+                n: input.len(),
+                stop: false,
+            },
+            State::FrameStart => {
+                let Some((hlen, len)) = parse_header(input) else {
+                    return Step::NeedMore;
+                };
+                let (b0, b1) = (input[0], input[1]);
+                if let Some(detail) = violation(b0, b1, len) {
+                    self.incident = Some(Incident::Violation(detail));
+                    self.state = if len == 0 {
+                        State::FrameStart
+                    } else {
+                        State::Skip(len)
+                    };
+                    return Step::Drop {
+                        n: hlen,
+                        stop: true,
+                    };
+                }
+                let opcode = b0 & 0x0f;
+                if opcode == 8 {
+                    let total = hlen + len as usize; // len <= 125 here
+                    if input.len() < total {
+                        return Step::NeedMore;
+                    }
+                    self.incident = Some(Incident::PeerClose(input[hlen..total].to_vec()));
+                    self.state = State::Discard;
+                    return Step::Drop {
+                        n: total,
+                        stop: true,
+                    };
+                }
+                if opcode < 8 && len > self.max_frame {
+                    self.incident = Some(Incident::Oversize(len));
+                    self.state = State::Skip(len);
+                    return Step::Drop {
+                        n: hlen,
+                        stop: true,
+                    };
+                }
+                self.state = State::Pass(hlen as u64 + len);
+                self.next(input, max)
+            }
+        }
+    }
+}
+
+/// Validate a close frame payload from the peer: Ok((code, reason)), with
+/// 1005 for an empty payload; Err(detail, whether the fault is bad UTF-8).
+pub fn parse_close(payload: &[u8]) -> Result<(u16, String), (String, bool)> {
+    match payload.len() {
+        0 => return Ok((1005, String::new())),
+        1 => {
+            return Err((
+                "protocol error: close frame with a 1-byte payload".into(),
+                false,
+            ))
+        }
+        _ => {}
+    }
+    let code = u16::from_be_bytes([payload[0], payload[1]]);
+    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        return Err((
+            format!("protocol error: peer sent invalid close code {code}"),
+            false,
+        ));
+    }
+    match std::str::from_utf8(&payload[2..]) {
+        Ok(reason) => Ok((code, reason.to_string())),
+        Err(_) => Err((
+            "protocol error: close reason is not valid UTF-8".into(),
+            true,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opened(max: usize) -> Gate {
+        let mut g = Gate::new(max);
+        assert_eq!(g.next(b"HTTP/1.1 101 x\r\n\r\n", 100), Step::Pass(18));
+        g
+    }
+
+    #[test]
+    fn http_head_stops_at_the_blank_line() {
+        let mut g = Gate::new(10);
+        let input = b"HTTP/1.1 101\r\nA: b\r\n\r\n\x81\x01a";
+        assert_eq!(g.next(input, 1000), Step::Pass(input.len() - 3));
+        assert_eq!(g.next(b"\x81\x01a", 1000), Step::Pass(3));
+    }
+
+    #[test]
+    fn head_split_across_reads() {
+        let mut g = Gate::new(10);
+        assert_eq!(g.next(b"HTTP/1.1 101\r\n\r", 1000), Step::Pass(15));
+        assert_eq!(g.next(b"\n\x81\x00", 1000), Step::Pass(1));
+        assert_eq!(g.next(b"\x81\x00", 1000), Step::Pass(2));
+    }
+
+    #[test]
+    fn frames_pass_in_pieces() {
+        let mut g = opened(100);
+        assert_eq!(g.next(b"\x82\x05abc", 1000), Step::Pass(5));
+        assert_eq!(g.next(b"de\x81", 1000), Step::Pass(2));
+        assert_eq!(g.next(b"\x81", 1000), Step::NeedMore);
+    }
+
+    #[test]
+    fn oversize_is_skipped_and_reported() {
+        let mut g = opened(4);
+        assert_eq!(
+            g.next(b"\x82\x05abcde\x81\x01z", 1000),
+            Step::Drop { n: 2, stop: true }
+        );
+        assert_eq!(g.take_incident(), Some(Incident::Oversize(5)));
+        assert_eq!(
+            g.next(b"abcde\x81\x01z", 1000),
+            Step::Drop { n: 5, stop: false }
+        );
+        assert_eq!(g.next(b"\x81\x01z", 1000), Step::Pass(3));
+    }
+
+    #[test]
+    fn violations_and_close() {
+        for (bytes, what) in [
+            (&b"\xc1\x00"[..], "reserved"),
+            (b"\x83\x00", "unknown data opcode 3"),
+            (b"\x8b\x00", "unknown control opcode 11"),
+            (b"\x09\x00", "fragmented control"),
+            (b"\x81\x80\x00\x00\x00\x00", "masked"),
+            (b"\x89\x7e\x00\x7e", "over 125"),
+        ] {
+            let mut g = opened(1 << 20);
+            assert!(
+                matches!(g.next(bytes, 1000), Step::Drop { stop: true, .. }),
+                "{what}"
+            );
+            match g.take_incident() {
+                Some(Incident::Violation(d)) => assert!(d.contains(what), "{d}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        let mut g = opened(10);
+        assert_eq!(g.next(b"\x88\x04\x03", 1000), Step::NeedMore);
+        assert_eq!(
+            g.next(b"\x88\x04\x03\xe8ok\x81\x00", 1000),
+            Step::Drop { n: 6, stop: true }
+        );
+        assert_eq!(
+            g.take_incident(),
+            Some(Incident::PeerClose(b"\x03\xe8ok".to_vec()))
+        );
+        assert_eq!(g.next(b"\x81\x00", 1000), Step::Drop { n: 2, stop: false });
+    }
+
+    #[test]
+    fn close_payloads() {
+        assert_eq!(parse_close(b""), Ok((1005, String::new())));
+        assert_eq!(parse_close(b"\x03\xe8bye"), Ok((1000, "bye".into())));
+        assert_eq!(parse_close(b"\x03\xf6"), Ok((1014, String::new())));
+        assert!(parse_close(b"\x03").is_err());
+        assert!(parse_close(b"\x03\xed").is_err()); // 1005
+        assert!(parse_close(b"\x0b\xb8").is_ok()); // 3000
+        assert_eq!(parse_close(b"\x03\xe8\xc3\x28").map_err(|e| e.1), Err(true));
+    }
+}

@@ -1,0 +1,151 @@
+//! The peer misbehaving: protocol violations written as raw frames, close
+//! codes of every class, and invalid ones. Each ends in the contract's
+//! events, with no hang beyond the timeouts.
+
+mod capi;
+mod support;
+
+use std::time::Duration;
+
+use capi::*;
+use support::TestServer;
+use wsbridge::ffi::types::wsb_event_kind::*;
+use wsbridge::wsb_result::*;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Connect to /raw with these bytes sent by the server after the upgrade.
+fn raw_peer(srv: &TestServer, bytes: &[u8]) -> Vec<Ev> {
+    let ws = Ws::open(&srv.url(&format!("/raw?hex={}", hex(bytes))), None);
+    ws.until_close()
+}
+
+#[test]
+fn protocol_violations_fail_the_connection_with_1002() {
+    let srv = TestServer::start();
+    let mut too_big_ping = vec![0x89, 126];
+    too_big_ping.extend(126u16.to_be_bytes());
+    too_big_ping.extend([b'p'; 126]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("RSV1 set", vec![0xc1, 0x01, b'a']),
+        ("RSV2 set", vec![0xa1, 0x01, b'a']),
+        ("RSV3 set", vec![0x91, 0x01, b'a']),
+        ("unknown data opcode 3", vec![0x83, 0x00]),
+        ("unknown control opcode 11", vec![0x8b, 0x00]),
+        ("fragmented ping", vec![0x09, 0x00]),
+        ("ping over 125 bytes", too_big_ping),
+        (
+            "masked frame from the server",
+            vec![0x81, 0x81, 1, 2, 3, 4, b'a' ^ 1],
+        ),
+        ("continuation without a start", vec![0x80, 0x01, b'a']),
+        (
+            "new message inside a fragmented one",
+            vec![0x01, 0x01, b'a', 0x81, 0x01, b'b'],
+        ),
+        ("close frame with a 1-byte payload", vec![0x88, 0x01, 0x03]),
+    ];
+    for (what, bytes) in cases {
+        let evs = raw_peer(&srv, &bytes);
+        assert_eq!(
+            kinds(&evs),
+            [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+            "{what}: {evs:?}"
+        );
+        assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "{what}");
+        assert!(!evs[0].data.is_empty(), "{what}: the ERROR has a detail");
+        // The raw peer echoes our close frame: the handshake completes.
+        assert_eq!((evs[1].close_code, evs[1].clean), (1002, true), "{what}");
+    }
+}
+
+#[test]
+fn data_before_a_violation_is_delivered_in_order() {
+    let srv = TestServer::start();
+    let evs = raw_peer(
+        &srv,
+        &[
+            0x81, 0x02, b'o', b'k', 0x82, 0x01, 7, 0xc1, 0x00, 0x81, 0x01, b'x',
+        ],
+    );
+    assert_eq!(
+        kinds(&evs),
+        [
+            WSB_EVENT_TEXT,
+            WSB_EVENT_BINARY,
+            WSB_EVENT_ERROR,
+            WSB_EVENT_CLOSE
+        ]
+    );
+    assert_eq!(evs[0].text(), "ok");
+    assert_eq!(evs[1].data, [7]);
+    // The text after the violation is never delivered.
+}
+
+#[test]
+fn invalid_utf8_in_a_fragmented_text_message_fails_with_1007() {
+    let srv = TestServer::start();
+    let evs = raw_peer(&srv, &[0x01, 0x01, 0xce, 0x80, 0x01, 0x28]);
+    assert_eq!(kinds(&evs), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE]);
+    assert_eq!(evs[0].error, WSB_ERR_PROTOCOL);
+    assert_eq!(evs[1].close_code, 1007);
+}
+
+#[test]
+fn peer_close_codes_of_every_valid_class_are_reported() {
+    let srv = TestServer::start();
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+        4000, 4999,
+    ] {
+        let ws = Ws::open(
+            &srv.url(&format!("/close_code?code={code}&reason=r{code}")),
+            None,
+        );
+        let evs = ws.until_close();
+        assert_eq!(kinds(&evs), [WSB_EVENT_CLOSE], "code {code}");
+        assert_eq!(
+            (evs[0].close_code, evs[0].clean),
+            (code, true),
+            "code {code}"
+        );
+        assert_eq!(evs[0].text(), format!("r{code}"));
+    }
+}
+
+#[test]
+fn peer_close_with_an_invalid_code_is_a_protocol_error() {
+    let srv = TestServer::start();
+    let codes = [
+        0u16, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+    ];
+    for (i, code) in codes.into_iter().enumerate() {
+        let ws = Ws::open(&srv.url(&format!("/close_code?code={code}")), None);
+        let evs = ws.until_close();
+        assert_eq!(
+            kinds(&evs),
+            [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+            "code {code}: {evs:?}"
+        );
+        assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "code {code}");
+        assert!(
+            evs[0].text().contains(&code.to_string()),
+            "{}",
+            evs[0].text()
+        );
+        assert_eq!(evs[1].close_code, 1002, "code {code}");
+        // Our reply said 1002.
+        let seen = srv.wait_client_closes(i + 1, Duration::from_secs(20));
+        assert_eq!(seen.get(i).and_then(|c| c.code), Some(1002), "code {code}");
+    }
+}
+
+#[test]
+fn close_reason_that_is_not_utf8_fails_with_1007() {
+    let srv = TestServer::start();
+    let evs = raw_peer(&srv, &[0x88, 0x04, 0x03, 0xe8, 0xc3, 0x28]);
+    assert_eq!(kinds(&evs), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE], "{evs:?}");
+    assert_eq!(evs[0].error, WSB_ERR_PROTOCOL);
+}
