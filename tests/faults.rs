@@ -149,3 +149,60 @@ fn close_reason_that_is_not_utf8_fails_with_1007() {
     assert_eq!(kinds(&evs), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE], "{evs:?}");
     assert_eq!(evs[0].error, WSB_ERR_PROTOCOL);
 }
+
+/// A one-connection TLS server with its own certificate: it runs the
+/// handshake (which the client is expected to abort) and ends.
+fn tls_once(setup: &support::TlsSetup) -> (u16, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = setup.server_config.clone();
+    let t = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut conn = rustls::ServerConnection::new(config).unwrap();
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut tcp).is_err() {
+                break;
+            }
+        }
+    });
+    (port, t)
+}
+
+#[test]
+fn tls_expired_certificate() {
+    let setup = support::tls_setup(&["localhost", "127.0.0.1"], true);
+    let (port, t) = tls_once(&setup);
+    let o = Opts::new().ca(&setup.ca_pem);
+    let ws = Ws::connect(&format!("wss://127.0.0.1:{port}/"), Some(&o)).unwrap();
+    assert_eq!(ws.wait_open(), WSB_ERR_TLS);
+    assert!(
+        last_error().contains("certificate expired"),
+        "{}",
+        last_error()
+    );
+    assert_eq!(kinds(&ws.until_close()), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE]);
+    t.join().unwrap();
+}
+
+#[test]
+fn tls_wrong_host_name() {
+    let setup = support::tls_setup(&["some-other-host.test"], false);
+    let (port, t) = tls_once(&setup);
+    let o = Opts::new().ca(&setup.ca_pem);
+    let ws = Ws::connect(&format!("wss://localhost:{port}/"), Some(&o)).unwrap();
+    assert_eq!(ws.wait_open(), WSB_ERR_TLS);
+    assert!(
+        last_error().contains("not valid for name"),
+        "{}",
+        last_error()
+    );
+    t.join().unwrap();
+    // The same certificate is fine when verification is off (testing only).
+    let (port, t) = tls_once(&setup);
+    let o = Opts::new().verify(false);
+    let ws = Ws::connect(&format!("wss://localhost:{port}/"), Some(&o)).unwrap();
+    // The server only does the TLS handshake, then leaves: the upgrade fails.
+    assert_eq!(ws.wait_open(), WSB_ERR_HANDSHAKE, "{}", last_error());
+    t.join().unwrap();
+}

@@ -37,6 +37,7 @@ mod conn;
 mod handlers;
 pub mod raw;
 mod tls;
+pub use tls::{generate_with as tls_setup, TlsSetup};
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -23,6 +23,12 @@ pub struct TlsSetup {
 
 /// A fresh CA and a leaf for `localhost` + IP 127.0.0.1 signed by it.
 pub fn generate() -> TlsSetup {
+    generate_with(&["localhost", "127.0.0.1"], false)
+}
+
+/// A fresh CA and a leaf for `names` signed by it; `expired`: the leaf's
+/// validity ended in 2001.
+pub fn generate_with(names: &[&str], expired: bool) -> TlsSetup {
     let ca_key = KeyPair::generate().expect("generate CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -39,8 +45,12 @@ pub fn generate() -> TlsSetup {
 
     let leaf_key = KeyPair::generate().expect("generate leaf key");
     let mut leaf_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .expect("leaf params");
+    if expired {
+        leaf_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
