@@ -338,6 +338,8 @@ fn echo(
 ) -> Result<Outcome, BoxErr> {
     loop {
         match ws.read() {
+            // Data that crosses our own close frame is not echoed.
+            Ok(Message::Text(_)) | Ok(Message::Binary(_)) if !ws.can_write() => {}
             Ok(Message::Text(t)) => ws.send(Message::Text(t))?,
             Ok(Message::Binary(b)) => ws.send(Message::Binary(b))?,
             Ok(Message::Pong(p)) => {
