@@ -37,6 +37,7 @@ mod conn;
 mod handlers;
 pub mod raw;
 mod tls;
+#[allow(unused_imports)] // not every test binary uses them
 pub use tls::{generate_with as tls_setup, TlsSetup};
 
 use std::collections::HashMap;
