@@ -142,7 +142,7 @@ fn soak() {
         .map(|w| {
             let (srv, socks, done, ops) = (srv.clone(), socks.clone(), done.clone(), ops.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w + 1) * 0x1234_5678);
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((w + 1) * 0x1234_5678));
                 while Instant::now() < deadline {
                     ops.fetch_add(1, Ordering::Relaxed);
                     let n = socks.lock().len();
@@ -178,7 +178,7 @@ fn soak() {
                         continue; // another thread just freed it
                     }
                     match action {
-                        0..=9 | 10..=59 => {
+                        0..=59 => {
                             let msg = format!("{}", s.sent.len());
                             let r = s.ws.as_ref().unwrap().send_text(&msg);
                             match r {
