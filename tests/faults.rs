@@ -206,3 +206,52 @@ fn tls_wrong_host_name() {
     assert_eq!(ws.wait_open(), WSB_ERR_HANDSHAKE, "{}", last_error());
     t.join().unwrap();
 }
+
+/// A one-connection plain server that answers the upgrade with `response`.
+fn raw_http_once(response: &'static [u8]) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+            head.push(b[0]);
+        }
+        let _ = s.write_all(response);
+        let mut rest = [0u8; 64];
+        let _ = s.read(&mut rest); // until the client gives up
+    });
+    (port, t)
+}
+
+#[test]
+fn accept_key_mismatch_is_refused() {
+    let (port, t) = raw_http_once(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+    );
+    let ws = Ws::connect(&format!("ws://127.0.0.1:{port}/"), None).unwrap();
+    assert_eq!(ws.wait_open(), WSB_ERR_HANDSHAKE);
+    assert!(
+        last_error().contains("Sec-WebSocket-Accept"),
+        "{}",
+        last_error()
+    );
+    drop(ws);
+    t.join().unwrap();
+}
+
+#[test]
+fn redirects_are_not_followed() {
+    let (port, t) = raw_http_once(
+        b"HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n",
+    );
+    let ws = Ws::connect(&format!("ws://127.0.0.1:{port}/"), None).unwrap();
+    assert_eq!(ws.wait_open(), WSB_ERR_HANDSHAKE);
+    assert_eq!(last_error(), "HTTP 302 from server");
+    drop(ws);
+    t.join().unwrap();
+}
