@@ -49,6 +49,10 @@ impl State {
     }
 }
 
+/// Sends closer together than this are a burst: they are queued for the
+/// I/O thread (batched writes) instead of written by the caller.
+const BURST_GAP: Duration = Duration::from_micros(5);
+
 /// How long the I/O thread waits for the server to close TCP after a
 /// completed closing handshake (RFC 6455 §7.1.1: the server closes first).
 const LINGER: Duration = Duration::from_secs(1);
@@ -68,6 +72,8 @@ struct Core {
     close_request: Option<CloseFrame>,
     /// A write from a host thread failed: the I/O thread reports it.
     write_error: Option<Error>,
+    /// When the last message was sent (either path).
+    last_send: Option<Instant>,
 }
 
 pub struct Socket {
@@ -105,6 +111,7 @@ impl Socket {
                 flush_pending: false,
                 close_request: None,
                 write_error: None,
+                last_send: None,
             }),
             events: EventQueue::default(),
             notify: Notify::default(),
@@ -171,7 +178,17 @@ impl Socket {
                 ),
             ));
         }
-        let direct = state == State::Open
+        // Write from the calling thread when the socket is idle: lowest
+        // latency, no hand-off. In a burst (sends closer together than
+        // BURST_GAP) queue instead, so the I/O thread writes many frames
+        // per syscall.
+        let now = Instant::now();
+        let idle = core
+            .last_send
+            .is_none_or(|t| now.duration_since(t) > BURST_GAP);
+        core.last_send = Some(now);
+        let direct = idle
+            && state == State::Open
             && core.queue.is_empty()
             && !core.flush_pending
             && core.write_error.is_none();
