@@ -1,0 +1,56 @@
+/*
+ * websocket.h — the host-facing interface of websocket.c, the reference
+ * WebSocket library for Luau scripts on top of wsbridge. See the top of
+ * websocket.c for how a host uses it.
+ */
+#ifndef WSLUAU_WEBSOCKET_H
+#define WSLUAU_WEBSOCKET_H
+
+#include <stdint.h>
+
+#include "lua.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What the binding needs from the host's scheduler. */
+typedef struct wsluau_host {
+    /* Resume the suspended coroutine `co` (or a new coroutine holding a
+       function, task.spawn-style) with the `nargs` values on top of its stack.
+       If `error` is non-zero, resume it by raising the value on top of its
+       stack instead (lua_resumeerror). Handle the outcome like task.spawn:
+       report an error, leave a yielded coroutine to whatever it yielded to.
+       NULL: the binding calls lua_resume itself and prints errors to stderr. */
+    void (*resume)(void *ud, lua_State *co, int nargs, int error);
+    /* Called on a network thread (any thread) when socket events are waiting:
+       make the scheduler call wsluau_pump soon, e.g. signal a condition
+       variable. Must be thread-safe and stay callable until wsluau_shutdown
+       returns. NULL: the host calls wsluau_pump on every step anyway. */
+    void (*wake)(void *ud);
+    void *ud;
+} wsluau_host;
+
+/* Installs the global `WebSocket` (call before luaL_sandbox). `host` is
+   copied; it may be NULL. */
+void wsluau_open(lua_State *L, const wsluau_host *host);
+
+/* Dispatches every waiting socket event on the scheduler thread: resumes
+   coroutines waiting in WebSocket.connect and fires OnMessage / OnClose.
+   Never blocks. Returns the number of events handled. */
+int wsluau_pump(lua_State *L);
+
+/* Number of sockets that are connecting, open or closing: while it is not
+   zero, events can still arrive. */
+int wsluau_active(lua_State *L);
+
+/* Closes every socket (code 1001; OnClose fires for each, waiting up to
+   `timeout_ms` for the closing handshakes), then calls wsb_shutdown. Call it
+   before lua_close. WebSocket.connect raises afterwards. */
+void wsluau_shutdown(lua_State *L, uint32_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
