@@ -430,6 +430,12 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         out: Vec::new(),
     };
     conn.run(poll, events);
+    drop(conn);
+    // The stream lives in `core` (shared with host threads): take it out so
+    // the TCP socket is closed now, not when the last handle to the socket
+    // state goes away.
+    let ws = socket.core.lock().ws.take();
+    drop(ws);
 }
 
 /// The I/O thread's view of an open connection.
