@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Autobahn|Testsuite client conformance, through the C API (tests/autobahn/driver.c).
+#
+#   bash .ci/autobahn.sh
+#
+# Env:
+#   WSB_LIB_DIR   directory holding libwsbridge.so (when unset: built here with
+#                 `cargo build --release --lib`, in $CARGO_TARGET_DIR or target/)
+#   WSB_PY27      Python 2.7 interpreter (default: ~/.pyenv/versions/2.7.18/bin/python)
+#   WSB_AB_CACHE  where the Python environments are cached
+#                 (default: ${XDG_CACHE_HOME:-~/.cache}/wsbridge/autobahn)
+#   WSB_AB_OUT    where the driver log and the reports go (default: target/autobahn)
+#   WSB_AB_PORT   fuzzing server port on 127.0.0.1 (default: a free one)
+#
+# wstest (Python 2.7 only) runs as a fuzzing server bound to 127.0.0.1, without
+# its web UI; the driver runs every case except 12.* and 13.* (permessage-deflate,
+# which the client does not offer). Gate: no case with behavior FAILED /
+# FAILED BY CLIENT, nor behaviorClose FAILED / UNCLEAN / WRONG CODE.
+# Ends with "N passed, N failed"; exits non-zero on any failure.
+set -euo pipefail
+if [ -n "${WSB_LIB_DIR:-}" ] && [ -d "$WSB_LIB_DIR" ]; then WSB_LIB_DIR=$(cd "$WSB_LIB_DIR" && pwd); fi
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+log() { printf '\n==== autobahn: %s\n' "$*"; }
+die() {
+    printf 'autobahn: ERROR: %s\n' "$*" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+PY27=${WSB_PY27:-$HOME/.pyenv/versions/2.7.18/bin/python}
+CACHE=${WSB_AB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wsbridge/autobahn}
+OUT=${WSB_AB_OUT:-$ROOT/target/autobahn}
+
+PIDS=()
+TMP=$(mktemp -d)
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]:-}"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v cc >/dev/null || die "no C compiler (cc) on PATH"
+command -v python3 >/dev/null || die "python3 is needed (to create the virtualenv tool)"
+if ! { [ -x "$PY27" ] && "$PY27" -c 'import sys; assert sys.version_info[:2] == (2, 7)' 2>/dev/null; }; then
+    die "Python 2.7 not found at $PY27 (wstest, the Autobahn fuzzing server, runs only on Python 2.7; install it with pyenv as ~/.pyenv/versions/2.7.18 or point WSB_PY27 at a 2.7 interpreter)"
+fi
+
+# ---------------------------------------------------------------- Python 2.7 environment (cached)
+PINS="autobahntestsuite==25.10.1 attrs==21.4.0 autobahn==0.10.9 Automat==22.10.0 cffi==1.15.1
+constantly==15.1.0 cryptography==3.3.2 enum34==1.1.10 hyperlink==21.0.0 idna==2.10
+incremental==16.10.1 ipaddress==1.0.23 Jinja2==2.11.3 klein==17.10.0 linecache2==1.0.0
+MarkupSafe==1.1.1 pyasn1==0.5.1 pyasn1-modules==0.3.0 pycparser==2.21 PyHamcrest==1.10.1
+pyOpenSSL==19.1.0 service-identity==18.1.0 six==1.16.0 traceback2==1.4.0 Twisted==19.10.0
+txaio==2.1.0 typing==3.10.0.0 ujson==2.0.3 unittest2==1.1.0 Werkzeug==1.0.1 wsaccel==0.6.6
+zope.interface==4.6.0"
+STAMP="$PY27 $("$PY27" -V 2>&1) virtualenv<20.22 $PINS"
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock -w 600 9 || die "could not lock $CACHE/.lock within 600 s"
+if [ "$(cat "$CACHE/stamp" 2>/dev/null)" != "$STAMP" ] || [ ! -x "$CACHE/py27/bin/wstest" ]; then
+    log "creating the Python 2.7 environment in $CACHE (first run only)"
+    t0=$SECONDS
+    rm -rf "$CACHE/py3" "$CACHE/py27" "$CACHE/stamp"
+    python3 -m venv "$CACHE/py3"
+    "$CACHE/py3/bin/pip" install -q 'virtualenv<20.22'
+    "$CACHE/py3/bin/virtualenv" -q -p "$PY27" "$CACHE/py27"
+    # shellcheck disable=SC2086
+    "$CACHE/py27/bin/pip" install -q --no-python-version-warning $PINS
+    printf '%s' "$STAMP" >"$CACHE/stamp"
+    echo "environment ready in $((SECONDS - t0)) s"
+fi
+flock -u 9
+
+# wstest that listens on 127.0.0.1 only (stock wstest binds every interface).
+cat >"$TMP/wstest_local.py" <<'EOF'
+import sys
+import autobahntestsuite.fuzzing as fuzzing
+from autobahn.twisted.websocket import listenWS as _listenWS
+
+def listenWS(factory, contextFactory=None, backlog=50, interface=''):
+    return _listenWS(factory, contextFactory, backlog, interface='127.0.0.1')
+
+fuzzing.listenWS = listenWS
+from autobahntestsuite.wstest import run
+sys.argv[0] = 'wstest'
+sys.exit(run())
+EOF
+
+# ---------------------------------------------------------------- library and driver
+if [ -z "${WSB_LIB_DIR:-}" ]; then
+    log "cargo build --release --lib"
+    cargo build -q --release --lib
+    WSB_LIB_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
+fi
+[ -d "$WSB_LIB_DIR" ] || die "WSB_LIB_DIR=$WSB_LIB_DIR is not a directory"
+WSB_LIB_DIR=$(cd "$WSB_LIB_DIR" && pwd)
+[ -f "$WSB_LIB_DIR/libwsbridge.so" ] || die "no libwsbridge.so in $WSB_LIB_DIR"
+log "building the driver against $WSB_LIB_DIR/libwsbridge.so"
+cc -std=c99 -Wall -Wextra -Werror -O2 -Iinclude tests/autobahn/driver.c \
+    -L"$WSB_LIB_DIR" -lwsbridge -Wl,-rpath,"$WSB_LIB_DIR" -o "$TMP/driver"
+
+# ---------------------------------------------------------------- fuzzing server
+PORT=${WSB_AB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+rm -rf "$OUT/reports" "$OUT/driver.log" "$OUT/wstest.log" "$OUT/fuzzingserver.json"
+mkdir -p "$OUT"
+cat >"$OUT/fuzzingserver.json" <<EOF
+{
+  "url": "ws://127.0.0.1:$PORT",
+  "outdir": "$OUT/reports/clients",
+  "cases": ["*"],
+  "exclude-cases": ["12.*", "13.*"],
+  "exclude-agent-cases": {}
+}
+EOF
+log "starting wstest fuzzingserver on 127.0.0.1:$PORT"
+(cd "$OUT" && exec "$CACHE/py27/bin/python" "$TMP/wstest_local.py" -m fuzzingserver \
+    -s "$OUT/fuzzingserver.json" -u 0 >"$OUT/wstest.log" 2>&1) &
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
+up=0
+for _ in $(seq 1 150); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then up=1; break; fi
+    sleep 0.2
+done
+if [ "$up" != 1 ]; then
+    cat "$OUT/wstest.log" >&2 || true
+    die "the fuzzing server did not come up on 127.0.0.1:$PORT"
+fi
+
+# ---------------------------------------------------------------- run the cases
+log "running the cases (driver log: $OUT/driver.log)"
+t0=$(date +%s.%N)
+set +e
+timeout -k 10 600 "$TMP/driver" "ws://127.0.0.1:$PORT" wsbridge >"$OUT/driver.log" 2>&1
+drc=$?
+set -e
+t1=$(date +%s.%N)
+elapsed=$(python3 -c "print('%.1f' % ($t1 - $t0))")
+tail -n 3 "$OUT/driver.log"
+if [ "$drc" -ne 0 ]; then
+    echo "driver exited with status $drc$([ "$drc" -eq 124 ] && echo ' (timeout)'); cases with problems:"
+    grep -E 'NO CLOSE|open:|connect:|echo:' "$OUT/driver.log" | head -n 40 || true
+fi
+
+# ---------------------------------------------------------------- gate on the report
+INDEX=$OUT/reports/clients/index.json
+if [ ! -f "$INDEX" ]; then
+    echo "autobahn: no report at $INDEX (driver status $drc)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+echo "reports: $OUT/reports/clients/index.html"
+set +e
+python3 - "$INDEX" "$elapsed" "$drc" <<'EOF'
+import collections, json, os, re, sys
+
+index_path, elapsed, driver_status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+index = json.load(open(index_path))
+if "wsbridge" not in index:
+    print("no results for agent wsbridge in", index_path)
+    print("0 passed, 1 failed")
+    sys.exit(1)
+cases = index["wsbridge"]
+report_dir = os.path.dirname(index_path)
+
+def case_key(cid):
+    return [int(p) for p in cid.split(".")]
+
+def load(cid):
+    path = os.path.join(report_dir, cases[cid].get("reportfile", ""))
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return {}
+
+def plain(text, n=300):
+    text = re.sub(r"<[^>]+>", " ", str(text))
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+BAD_BEHAVIOR = {"FAILED", "FAILED BY CLIENT"}
+BAD_CLOSE = {"FAILED", "UNCLEAN", "WRONG CODE"}
+behaviors = collections.Counter()
+closes = collections.Counter()
+failed = []
+for cid in sorted(cases, key=case_key):
+    r = cases[cid]
+    behaviors[r["behavior"]] += 1
+    closes[r["behaviorClose"]] += 1
+    if r["behavior"] in BAD_BEHAVIOR or r["behaviorClose"] in BAD_CLOSE:
+        failed.append(cid)
+    elif r["behavior"] != "OK" or r["behaviorClose"] != "OK":
+        rep = load(cid)
+        if r["behavior"] == "NON-STRICT":
+            why = "OK would need %s, received %s" % (
+                plain(json.dumps((rep.get("expected") or {}).get("OK")), 100),
+                plain(json.dumps(rep.get("received")), 100))
+        else:
+            why = plain(rep.get("result", ""), 160)
+        print("note: case %s (driver case %s): behavior %s, behaviorClose %s: %s" % (
+            cid, rep.get("case", "?"), r["behavior"], r["behaviorClose"], why))
+
+for cid in failed:
+    r, rep = cases[cid], load(cid)
+    print("FAILED case %s (driver case %s): behavior %s, behaviorClose %s" % (
+        cid, rep.get("case", "?"), r["behavior"], r["behaviorClose"]))
+    print("    description: %s" % plain(rep.get("description", "")))
+    print("    expectation: %s" % plain(rep.get("expectation", "")))
+    print("    expected: %s" % plain(json.dumps(rep.get("expected"))))
+    print("    received: %s" % plain(json.dumps(rep.get("received"))))
+    print("    result: %s" % plain(rep.get("result", "")))
+    print("    close: %s (wasClean %s, %s; local code %s, remote code %s)" % (
+        plain(rep.get("resultClose", "")), rep.get("wasClean"), rep.get("wasNotCleanReason"),
+        rep.get("localCloseCode"), rep.get("remoteCloseCode")))
+    print("    report: %s" % os.path.join(report_dir, r.get("reportfile", "")))
+
+order = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED", "FAILED BY CLIENT"]
+shown = [b for b in order if b in behaviors or b in ("OK", "NON-STRICT", "INFORMATIONAL", "FAILED")]
+shown += sorted(set(behaviors) - set(order))
+print("Autobahn: %d cases in %s s: %s" % (
+    len(cases), elapsed, ", ".join("%s %d" % (b, behaviors[b]) for b in shown)))
+print("behaviorClose: " + ", ".join("%s %d" % kv for kv in sorted(closes.items())))
+nfailed = len(failed)
+if driver_status != 0:
+    print("FAILED: the driver exited with status %d (see driver.log)" % driver_status)
+    nfailed += 1
+print("%d passed, %d failed" % (len(cases) - len(failed), nfailed))
+sys.exit(1 if nfailed else 0)
+EOF
+grc=$?
+set -e
+exit "$grc"
