@@ -173,6 +173,11 @@ impl EventQueue {
         self.push(Event::close(1006, false, ""))
     }
 
+    /// No event is waiting to be polled.
+    pub fn is_empty(&self) -> bool {
+        self.inner.lock().queue.is_empty()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed
     }

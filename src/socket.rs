@@ -22,7 +22,7 @@ use tungstenite::{Message, WebSocket};
 
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
 use crate::error::{Code, Error, Result};
-use crate::event::{Event, EventQueue, OpenOutcome};
+use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled};
 use crate::gate::{self, Incident};
 use crate::notify::Notify;
 use crate::options::Options;
@@ -52,6 +52,10 @@ impl State {
 /// Sends closer together than this are a burst: they are queued for the
 /// I/O thread (batched writes) instead of written by the caller.
 const BURST_GAP: Duration = Duration::from_micros(5);
+
+/// How long a protocol failure waits for the host to take the messages
+/// that arrived before it (see `Conn::fail_protocol`).
+const FAIL_GRACE: Duration = Duration::from_millis(500);
 
 /// How long the I/O thread waits for the server to close TCP after a
 /// completed closing handshake (RFC 6455 §7.1.1: the server closes first).
@@ -85,6 +89,10 @@ pub struct Socket {
     waker: Waker,
     wake_pending: AtomicBool,
     abort: AtomicBool,
+    /// Armed by the I/O thread while a failure waits for the host to take
+    /// the events before it; set when a poll/wait then finds the queue empty.
+    idle_watch: AtomicBool,
+    idle_seen: AtomicBool,
     max_message_size: usize,
     send_queue_limit: usize,
 }
@@ -118,6 +126,8 @@ impl Socket {
             waker,
             wake_pending: AtomicBool::new(false),
             abort: AtomicBool::new(false),
+            idle_watch: AtomicBool::new(false),
+            idle_seen: AtomicBool::new(false),
             max_message_size: opts.max_message_size,
             send_queue_limit: opts.send_queue_limit,
         });
@@ -142,6 +152,32 @@ impl Socket {
     pub fn abort(&self) {
         self.abort.store(true, Ordering::Release);
         let _ = self.waker.wake();
+    }
+
+    /// The host came back for events and found none: if the I/O thread is
+    /// waiting for that (a deferred failure), tell it.
+    fn host_idle(&self) {
+        if self.idle_watch.swap(false, Ordering::AcqRel) {
+            self.idle_seen.store(true, Ordering::Release);
+            self.wake();
+        }
+    }
+
+    /// wsb_poll.
+    pub fn poll(&self) -> Option<Polled> {
+        let ev = self.events.poll();
+        if ev.is_none() {
+            self.host_idle();
+        }
+        ev
+    }
+
+    /// wsb_wait_event.
+    pub fn wait(&self, deadline: Instant) -> std::result::Result<Option<Polled>, Freed> {
+        if self.events.is_empty() {
+            self.host_idle();
+        }
+        self.events.wait(deadline)
     }
 
     pub fn buffered_amount(&self) -> usize {
@@ -428,6 +464,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         pong_timeout: opts.pong_timeout,
         close_timeout: opts.close_timeout,
         out: Vec::new(),
+        deferred: None,
     };
     conn.run(poll, events);
     drop(conn);
@@ -463,6 +500,9 @@ struct Conn<'a> {
     close_timeout: Duration,
     /// Events produced under the lock, queued after it.
     out: Vec<Event>,
+    /// A protocol failure waiting until the host has taken the messages that
+    /// arrived before it (so it can still answer them), or until the deadline.
+    deferred: Option<(Error, CloseCode, Instant)>,
 }
 
 impl Conn<'_> {
@@ -478,10 +518,18 @@ impl Conn<'_> {
                 return;
             }
             self.socket.wake_pending.store(false, Ordering::Release);
+            if let Some((_, _, deadline)) = &self.deferred {
+                if self.socket.idle_seen.load(Ordering::Acquire) || Instant::now() >= *deadline {
+                    let (err, code, _) = self.deferred.take().expect("deferred");
+                    self.socket.idle_watch.store(false, Ordering::Release);
+                    self.fail_now(err, code);
+                    readable = true; // input was left unread meanwhile
+                }
+            }
             // Read outside the lock, until the socket is drained.
             loop {
                 let mut raw = None;
-                if readable && !self.eof {
+                if readable && !self.eof && self.deferred.is_none() {
                     match read_raw(&self.sock, &mut self.rx) {
                         Ok(r) => {
                             if r.bytes > 0 {
@@ -536,6 +584,9 @@ impl Conn<'_> {
         let now = Instant::now();
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some((_, _, d)) = &self.deferred {
+            consider(*d);
+        }
         if let Some(d) = self.linger_deadline {
             consider(d);
         } else if let Some(d) = self.close_deadline {
@@ -707,7 +758,7 @@ impl Conn<'_> {
         //    gate reports something to act on.
         let mut ended: Option<tungstenite::Error> = None;
         let mut incident: Option<Incident> = None;
-        loop {
+        while self.deferred.is_none() {
             match ws.read() {
                 Ok(Message::Text(t)) => {
                     if !self.failed {
@@ -858,12 +909,37 @@ impl Conn<'_> {
     /// Fail the connection (RFC 6455 §7.1.7): ERROR, our close with `code`,
     /// then wait for the peer's close until the close timeout. Data arriving
     /// meanwhile is dropped.
+    ///
+    /// If messages that arrived before the fault are still waiting for the
+    /// host, the failure waits (reading nothing more, still sending) until
+    /// the host has taken them and asks again, or FAIL_GRACE passes: so a
+    /// host can still answer the last good message, as it could had the
+    /// fault arrived a moment later.
     fn fail_protocol(&mut self, err: Error, code: CloseCode) {
         if self.failed || self.sent_close {
             // Already closing: the peer misbehaves further; give up now.
             self.fail_hard(err);
             return;
         }
+        if self.deferred.is_none() {
+            self.publish();
+            if !self.socket.events.is_empty() {
+                self.socket.idle_seen.store(false, Ordering::Release);
+                self.socket.idle_watch.store(true, Ordering::Release);
+                // The host may have emptied the queue just before the watch
+                // was armed: look again.
+                if self.socket.events.is_empty() {
+                    self.socket.idle_watch.store(false, Ordering::Release);
+                } else {
+                    self.deferred = Some((err, code, Instant::now() + FAIL_GRACE));
+                    return;
+                }
+            }
+        }
+        self.fail_now(err, code);
+    }
+
+    fn fail_now(&mut self, err: Error, code: CloseCode) {
         self.failed = true;
         self.out.push(Event::error(&err));
         let reason = match code {

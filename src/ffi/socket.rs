@@ -206,7 +206,7 @@ pub extern "C" fn wsb_poll(s: wsb_socket, event: *mut wsb_event) -> wsb_result {
         if event.is_null() {
             return Err(null_arg("event"));
         }
-        match registry::get(s)?.events.poll() {
+        match registry::get(s)?.poll() {
             Some(p) => {
                 // SAFETY: NULL-checked above; the caller provides a writable wsb_event.
                 unsafe { write_out(event, to_c(p), "event") }?;
@@ -232,7 +232,6 @@ pub extern "C" fn wsb_wait_event(
         }
         let socket = registry::get(s)?;
         let got = socket
-            .events
             .wait(deadline_after(ms(timeout_ms)))
             .map_err(|_| Error::invalid_handle())?;
         match got {
