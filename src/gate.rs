@@ -22,6 +22,9 @@ pub enum Incident {
     Oversize(u64),
     /// A frame header breaking RFC 6455; the detail says how.
     Violation(String),
+    /// Bytes of a text message that can never be UTF-8 (caught as they
+    /// arrive, not when the message is complete).
+    InvalidUtf8,
     /// The peer's close frame payload (code + reason, unvalidated).
     PeerClose(Vec<u8>),
 }
@@ -32,8 +35,9 @@ enum State {
     HttpHead(u8),
     /// At a frame boundary.
     FrameStart,
-    /// Passing this many more bytes of the current frame (header included).
-    Pass(u64),
+    /// Passing `left` more bytes of the current frame, of which the first
+    /// `header` are still header bytes.
+    Pass { left: u64, header: u64 },
     /// Dropping this many more payload bytes of a rejected frame.
     Skip(u64),
     /// After the peer's close frame: drop everything.
@@ -57,6 +61,58 @@ pub struct Gate {
     state: State,
     max_frame: u64,
     incident: Option<Incident>,
+    /// Inside a text message: its UTF-8 validation state.
+    text: Option<Utf8>,
+    /// The frame being passed is part of a text message.
+    frame_text: bool,
+    /// The frame being passed is the last one of a data message.
+    frame_ends_message: bool,
+}
+
+/// Incremental UTF-8 validation across chunks and fragments.
+#[derive(Debug, Default, Clone, Copy)]
+struct Utf8 {
+    /// An incomplete sequence carried over from the previous chunk.
+    tail: [u8; 4],
+    len: usize,
+}
+
+impl Utf8 {
+    fn width(lead: u8) -> usize {
+        match lead {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => 1,
+        }
+    }
+
+    /// False as soon as `data` makes the text invalid (an incomplete
+    /// sequence at the end is kept for the next chunk).
+    fn feed(&mut self, mut data: &[u8]) -> bool {
+        if self.len > 0 {
+            let width = Self::width(self.tail[0]);
+            let take = (width - self.len).min(data.len());
+            self.tail[self.len..self.len + take].copy_from_slice(&data[..take]);
+            self.len += take;
+            data = &data[take..];
+            match std::str::from_utf8(&self.tail[..self.len]) {
+                Ok(_) => self.len = 0,
+                Err(e) if e.error_len().is_none() && self.len < width => return true,
+                Err(_) => return false,
+            }
+        }
+        match std::str::from_utf8(data) {
+            Ok(_) => true,
+            Err(e) if e.error_len().is_none() => {
+                let rest = &data[e.valid_up_to()..];
+                self.tail[..rest.len()].copy_from_slice(rest);
+                self.len = rest.len();
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// (header length, payload length) once the whole header is in `b`.
@@ -116,6 +172,9 @@ impl Gate {
             state: State::HttpHead(0),
             max_frame: max_frame as u64,
             incident: None,
+            text: None,
+            frame_text: false,
+            frame_ends_message: false,
         }
     }
 
@@ -149,13 +208,33 @@ impl Gate {
                 };
                 Step::Pass(n)
             }
-            State::Pass(left) => {
+            State::Pass { left, header } => {
                 let n = (left.min(input.len() as u64) as usize).min(max);
+                let in_header = (header as usize).min(n);
+                if self.frame_text && n > in_header {
+                    let ok = self
+                        .text
+                        .as_mut()
+                        .is_none_or(|t| t.feed(&input[in_header..n]));
+                    if !ok {
+                        // Drop the rest of this frame; the message is failed.
+                        self.incident = Some(Incident::InvalidUtf8);
+                        self.text = None;
+                        self.state = State::Skip(left);
+                        return Step::Drop { n: 0, stop: true };
+                    }
+                }
                 let rest = left - n as u64;
                 self.state = if rest == 0 {
+                    if self.frame_ends_message {
+                        self.text = None;
+                    }
                     State::FrameStart
                 } else {
-                    State::Pass(rest)
+                    State::Pass {
+                        left: rest,
+                        header: header - in_header as u64,
+                    }
                 };
                 Step::Pass(n)
             }
@@ -211,7 +290,22 @@ impl Gate {
                         stop: true,
                     };
                 }
-                self.state = State::Pass(hlen as u64 + len);
+                if opcode < 8 {
+                    match opcode {
+                        1 => self.text = Some(Utf8::default()),
+                        2 => self.text = None,
+                        _ => {} // continuation: same message
+                    }
+                    self.frame_text = self.text.is_some();
+                    self.frame_ends_message = b0 & 0x80 != 0;
+                } else {
+                    self.frame_text = false;
+                    self.frame_ends_message = false;
+                }
+                self.state = State::Pass {
+                    left: hlen as u64 + len,
+                    header: hlen as u64,
+                };
                 self.next(input, max)
             }
         }
@@ -327,6 +421,30 @@ mod tests {
             Some(Incident::PeerClose(b"\x03\xe8ok".to_vec()))
         );
         assert_eq!(g.next(b"\x81\x00", 1000), Step::Drop { n: 2, stop: false });
+    }
+
+    #[test]
+    fn invalid_utf8_is_caught_mid_frame_and_across_fragments() {
+        let mut g = opened(1 << 20);
+        // Text frame of 6 bytes; the first chunk is fine, the second is not.
+        assert_eq!(g.next(b"\x01\x06ab\xce", 1000), Step::Pass(5));
+        assert_eq!(g.next(b"\x80c\xff", 1000), Step::Drop { n: 0, stop: true });
+        assert_eq!(g.take_incident(), Some(Incident::InvalidUtf8));
+        assert_eq!(
+            g.next(b"\x80c\xff\x89\x00", 1000),
+            Step::Drop { n: 3, stop: false }
+        );
+        assert_eq!(g.next(b"\x89\x00", 1000), Step::Pass(2));
+        // A sequence split across a continuation frame with a ping between.
+        let mut g = opened(1 << 20);
+        assert_eq!(g.next(b"\x01\x01\xe2", 1000), Step::Pass(3));
+        assert_eq!(g.next(b"\x89\x00", 1000), Step::Pass(2));
+        assert_eq!(g.next(b"\x80\x02\x82\xac", 1000), Step::Pass(4));
+        assert_eq!(g.take_incident(), None);
+        // Binary data is never checked.
+        let mut g = opened(1 << 20);
+        assert_eq!(g.next(b"\x82\x01\xff", 1000), Step::Pass(3));
+        assert_eq!(g.take_incident(), None);
     }
 
     #[test]

@@ -803,6 +803,13 @@ impl Conn<'_> {
                 ),
                 CloseCode::Size,
             ),
+            (Some(Incident::InvalidUtf8), _) => self.fail_protocol(
+                Error::new(
+                    Code::WSB_ERR_PROTOCOL,
+                    "peer sent invalid UTF-8 in a text message",
+                ),
+                CloseCode::Invalid,
+            ),
             (Some(Incident::Violation(detail)), _) => self.fail_protocol(
                 Error::new(Code::WSB_ERR_PROTOCOL, detail),
                 CloseCode::Protocol,
