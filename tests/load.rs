@@ -47,7 +47,10 @@ fn thousand_sockets_hundred_messages_each() {
     }
     drop(socks); // wsb_free on each: closed with 1001 in the background
     let closes = srv.wait_client_closes(SOCKETS, Duration::from_secs(60));
-    assert_eq!(closes.iter().filter(|c| c.code == Some(1001)).count(), SOCKETS);
+    assert_eq!(
+        closes.iter().filter(|c| c.code == Some(1001)).count(),
+        SOCKETS
+    );
     wsb_shutdown(5000);
     assert_eq!(io_threads(), 0);
 }
