@@ -438,3 +438,8 @@ fn ws_host_shutdown_fires_onclose() {
     let out = run("ws_shutdown.luau");
     expect(&out, 1, &["OnClose during shutdown 1001"], &["stop here"]);
 }
+
+#[test]
+fn ws_messages_without_handlers_are_dropped() {
+    expect_pass("ws_unhandled_dropped.luau");
+}
