@@ -352,6 +352,40 @@ enum wsb_result wsb_options_set_keepalive(struct wsb_options *opts,
 enum wsb_result wsb_options_set_close_timeout(struct wsb_options *opts, uint32_t ms);
 
 /**
+ * (Addition to ABI v1.) Also trust the operating system's certificate store
+ * (default false): on Linux the system bundle, found the way OpenSSL finds it
+ * (e.g. /etc/ssl/certs/ca-certificates.crt), or the files named by
+ * SSL_CERT_FILE / SSL_CERT_DIR when those are set; on Windows the Root
+ * certificate store. These are added to the built-in (webpki) roots and to
+ * those from wsb_options_add_root_certificates.
+ *
+ * The store is read once per process, on the I/O thread of the first wss://
+ * connect that asks for it; entries that do not parse are skipped, and if
+ * the store cannot be read the other roots still apply (a certificate
+ * failure's detail then says why). Never blocks; any thread. No effect when
+ * verification is off.
+ */
+enum wsb_result wsb_options_set_native_roots(struct wsb_options *opts, bool enable);
+
+/**
+ * (Addition to ABI v1.) Tunnel every connection made with these options
+ * through an HTTP proxy, with `CONNECT host:port` (for ws:// and wss://
+ * alike; with wss:// TLS runs end to end through the tunnel).
+ *
+ * `url` is `http://[user[:password]@]host[:port]` (port 80 by default;
+ * %-escapes allowed in user and password, which are sent as Basic
+ * Proxy-Authorization); "" removes the proxy (the default: a direct
+ * connection; proxy environment variables are not read). Any other form,
+ * e.g. https:// or socks5://, is WSB_ERR_INVALID_URL here. The string is
+ * copied; the call never blocks; any thread. The connect timeout covers the
+ * proxy too, and wsb_close / wsb_shutdown interrupt it. Every proxy failure
+ * is a connect failure, WSB_ERR_CONNECT, with a detail naming the proxy,
+ * e.g. `proxy 127.0.0.1:3128 refused CONNECT to example.com:443: HTTP 403
+ * Forbidden` (407: "requires authentication" / "rejected the credentials").
+ */
+enum wsb_result wsb_options_set_proxy(struct wsb_options *opts, const char *url);
+
+/**
  * Open a WebSocket to `url` (ws:// or wss://) and store its handle in `*out`.
  *
  * Returns at once: a bad URL is reported here (WSB_ERR_INVALID_URL); DNS,

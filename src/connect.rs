@@ -1,11 +1,14 @@
 //! Opening a connection, on the socket's own I/O thread: resolve, TCP connect
-//! (each address, non-blocking, bounded by the connect timeout), TLS, then the
-//! HTTP upgrade. Every wait goes through the thread's `mio::Poll`, so a local
-//! close or `wsb_shutdown` interrupts it at once (except a DNS lookup in
-//! progress, which cannot be cancelled). Each failure maps to its own code.
+//! (each address, non-blocking, bounded by the connect timeout), the HTTP
+//! proxy's CONNECT tunnel if one is set, TLS, then the HTTP upgrade. Every
+//! wait goes through the thread's `mio::Poll`, so a local close or
+//! `wsb_shutdown` interrupts it at once (except a DNS lookup in progress,
+//! which cannot be cancelled). Each failure maps to its own code; every
+//! failure of the proxy stage (unreachable, refused CONNECT, bad reply) is
+//! `WSB_ERR_CONNECT` with a detail that names the proxy.
 
-use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +22,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
 
 use crate::error::{Code, Error};
-use crate::options::Options;
+use crate::options::{Options, Proxy};
 use crate::tls;
 use crate::transport::{read_raw, Transport};
 use crate::url::WsUrl;
@@ -97,19 +100,46 @@ pub fn ws_config(opts: &Options) -> WebSocketConfig {
 }
 
 pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Established, Stop> {
-    let addrs = resolve(url)?;
-    w.check("DNS lookup")?;
-    let sock = Arc::new(tcp_connect(&addrs, w)?);
+    // `early`: bytes the proxy sent after its CONNECT reply (normally none).
+    let (sock, mut early) = match &opts.proxy {
+        None => {
+            let addrs = resolve(&url.host, url.ip, url.port, "")?;
+            w.check("DNS lookup")?;
+            (Arc::new(tcp_connect(&addrs, "", w)?), Vec::new())
+        }
+        Some(proxy) => {
+            let addrs = resolve(&proxy.host, proxy.ip, proxy.port, "proxy ")?;
+            w.check("DNS lookup of the proxy")?;
+            let sock = tcp_connect(&addrs, "proxy ", w)?;
+            let early = proxy_tunnel(&sock, url, proxy, w)?;
+            (Arc::new(sock), early)
+        }
+    };
     let mut transport = if url.tls {
         let config = tls::client_config(opts)?;
         let name = tls::server_name(&url.host, url.ip)?;
         let conn = rustls::ClientConnection::new(config, name)
             .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
         let mut t = Transport::tls(sock.clone(), conn, opts.max_message_size);
-        tls_handshake(&sock, &mut t, w)?;
+        if !early.is_empty() {
+            t.supply(&mut early, false);
+        }
+        tls_handshake(&sock, &mut t, w).map_err(|stop| match stop {
+            Stop::Failed(mut e) if e.code == Code::WSB_ERR_TLS && opts.native_roots => {
+                if let Some(p) = tls::native_roots_problem() {
+                    e.detail = format!("{} (OS certificate store: {p})", e.detail);
+                }
+                Stop::Failed(e)
+            }
+            other => other,
+        })?;
         t
     } else {
-        Transport::plain(sock.clone(), opts.max_message_size)
+        let mut t = Transport::plain(sock.clone(), opts.max_message_size);
+        if !early.is_empty() {
+            t.supply(&mut early, false);
+        }
+        t
     };
     let request = build_request(url, opts)?;
     let mut buf = Vec::new();
@@ -149,29 +179,30 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
     }
 }
 
-fn resolve(url: &WsUrl) -> Result<Vec<SocketAddr>, Stop> {
-    if let Some(ip) = url.ip {
-        return Ok(vec![SocketAddr::new(ip, url.port)]);
+/// `what` is "" or "proxy " (for the details).
+fn resolve(host: &str, ip: Option<IpAddr>, port: u16, what: &str) -> Result<Vec<SocketAddr>, Stop> {
+    if let Some(ip) = ip {
+        return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+    let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| {
             Error::new(
                 Code::WSB_ERR_DNS,
-                format!("failed to resolve {}: {e}", url.host),
+                format!("failed to resolve {what}{host}: {e}"),
             )
         })?
         .collect();
     if addrs.is_empty() {
-        return Err(Error::new(Code::WSB_ERR_DNS, format!("no addresses for {}", url.host)).into());
+        return Err(Error::new(Code::WSB_ERR_DNS, format!("no addresses for {what}{host}")).into());
     }
     Ok(addrs)
 }
 
-fn tcp_connect(addrs: &[SocketAddr], w: &mut Waiter<'_>) -> Result<TcpStream, Stop> {
+fn tcp_connect(addrs: &[SocketAddr], what: &str, w: &mut Waiter<'_>) -> Result<TcpStream, Stop> {
     let mut last = None;
     for addr in addrs {
-        match try_connect(*addr, w) {
+        match try_connect(*addr, what, w) {
             Ok(s) => return Ok(s),
             Err(Stop::Failed(e))
                 if e.code == Code::WSB_ERR_CONNECT && !e.detail.contains("timeout") =>
@@ -186,12 +217,17 @@ fn tcp_connect(addrs: &[SocketAddr], w: &mut Waiter<'_>) -> Result<TcpStream, St
         .into())
 }
 
-fn try_connect(addr: SocketAddr, w: &mut Waiter<'_>) -> Result<TcpStream, Stop> {
+fn try_connect(addr: SocketAddr, what: &str, w: &mut Waiter<'_>) -> Result<TcpStream, Stop> {
     let fail = |e: io::Error| {
         Stop::Failed(Error::new(
             Code::WSB_ERR_CONNECT,
-            format!("connect to {addr}: {e}"),
+            format!("connect to {what}{addr}: {e}"),
         ))
+    };
+    let stage = if what.is_empty() {
+        "TCP connect"
+    } else {
+        "TCP connect to the proxy"
     };
     let mut stream = TcpStream::connect(addr).map_err(fail)?;
     w.poll
@@ -199,7 +235,7 @@ fn try_connect(addr: SocketAddr, w: &mut Waiter<'_>) -> Result<TcpStream, Stop> 
         .register(&mut stream, SOCK, Interest::READABLE | Interest::WRITABLE)
         .map_err(fail)?;
     loop {
-        w.wait("TCP connect")?;
+        w.wait(stage)?;
         let ours = w.events.iter().any(|e| e.token() == SOCK);
         if !ours {
             continue;
@@ -219,6 +255,115 @@ fn try_connect(addr: SocketAddr, w: &mut Waiter<'_>) -> Result<TcpStream, Stop> 
     }
     stream.set_nodelay(true).map_err(fail)?;
     Ok(stream)
+}
+
+/// Largest CONNECT reply head accepted from a proxy.
+const MAX_PROXY_REPLY: usize = 16 * 1024;
+
+/// Open the tunnel: send `CONNECT host:port` to the proxy on the connected
+/// `sock` and read its reply head, without blocking (every wait is the
+/// Waiter's, so close/shutdown/the connect timeout interrupt it). Returns any
+/// bytes that followed the reply head.
+fn proxy_tunnel(
+    sock: &TcpStream,
+    url: &WsUrl,
+    proxy: &Proxy,
+    w: &mut Waiter<'_>,
+) -> Result<Vec<u8>, Stop> {
+    const STAGE: &str = "proxy CONNECT";
+    let target = match url.ip {
+        Some(IpAddr::V6(_)) => format!("[{}]:{}", url.host, url.port),
+        _ => format!("{}:{}", url.host, url.port),
+    };
+    let at = proxy.authority();
+    let fail = |detail: String| Stop::Failed(Error::new(Code::WSB_ERR_CONNECT, detail));
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(auth) = &proxy.authorization {
+        request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut out = request.as_bytes();
+    while !out.is_empty() {
+        match (&*sock).write(out) {
+            Ok(0) => return Err(fail(format!("proxy {at} closed the connection"))),
+            Ok(n) => out = &out[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(STAGE)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(format!("sending CONNECT to proxy {at}: {e}"))),
+        }
+    }
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|x| x == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_PROXY_REPLY {
+            return Err(fail(format!(
+                "proxy {at} sent a reply to CONNECT longer than {MAX_PROXY_REPLY} bytes"
+            )));
+        }
+        let r = read_raw(sock, &mut buf)
+            .map_err(|e| fail(format!("reading the CONNECT reply of proxy {at}: {e}")))?;
+        if r.bytes > 0 {
+            continue;
+        }
+        if r.eof {
+            return Err(fail(format!(
+                "proxy {at} closed the connection without answering CONNECT to {target}"
+            )));
+        }
+        w.wait(STAGE)?;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let line = head.lines().next().unwrap_or("");
+    let shown: String = line
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(100)
+        .collect();
+    let mut parts = line.splitn(3, ' ');
+    let (version, status, reason) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("").trim(),
+    );
+    let code = match status.parse::<u16>() {
+        Ok(c) if version.starts_with("HTTP/1.") && status.len() == 3 && (100..600).contains(&c) => {
+            c
+        }
+        _ => {
+            return Err(fail(format!(
+                "proxy {at} sent a malformed reply to CONNECT: {shown:?}"
+            )))
+        }
+    };
+    let reason: String = reason
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(60)
+        .collect();
+    let status = format!(
+        "HTTP {code}{}{reason}",
+        if reason.is_empty() { "" } else { " " }
+    );
+    match code {
+        200..=299 => Ok(buf.split_off(end)),
+        407 if proxy.authorization.is_none() => Err(fail(format!(
+            "proxy {at} requires authentication ({status}): put user:password in the proxy URL"
+        ))),
+        407 => Err(fail(format!(
+            "proxy {at} rejected the credentials ({status})"
+        ))),
+        _ => Err(fail(format!(
+            "proxy {at} refused CONNECT to {target}: {status}"
+        ))),
+    }
 }
 
 fn tls_handshake(sock: &TcpStream, t: &mut Transport, w: &mut Waiter<'_>) -> Result<(), Stop> {

@@ -2,12 +2,14 @@
 //! validate their input. `wsb_connect` takes a snapshot (clone), so the
 //! caller may free its options right after.
 
+use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
@@ -36,6 +38,10 @@ pub struct Options {
     pub ping_interval: Option<Duration>,
     pub pong_timeout: Duration,
     pub close_timeout: Duration,
+    /// Also trust the operating system's certificate store.
+    pub native_roots: bool,
+    /// Tunnel through this HTTP proxy (CONNECT).
+    pub proxy: Option<Proxy>,
 }
 
 impl Default for Options {
@@ -51,6 +57,8 @@ impl Default for Options {
             ping_interval: None,
             pong_timeout: Duration::ZERO,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            native_roots: false,
+            proxy: None,
         }
     }
 }
@@ -185,5 +193,278 @@ impl Options {
         } else {
             Duration::from_millis(ms.into())
         };
+    }
+
+    pub fn native_roots(&mut self, on: bool) {
+        self.native_roots = on;
+    }
+
+    /// `http://[user[:password]@]host[:port][/]`; "" removes the proxy.
+    pub fn proxy(&mut self, url: &str) -> Result<()> {
+        self.proxy = if url.is_empty() {
+            None
+        } else {
+            Some(Proxy::parse(url)?)
+        };
+        Ok(())
+    }
+}
+
+/// An HTTP proxy reached with CONNECT, parsed from
+/// `http://[user[:password]@]host[:port][/]` (port 80 by default).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// Host as written, without IPv6 brackets, lower-cased.
+    pub host: String,
+    /// `Some` when the host is an IP literal (no DNS lookup).
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+    /// The `Proxy-Authorization` value (`Basic ...`) built from the user info.
+    pub authorization: Option<String>,
+}
+
+impl fmt::Debug for Proxy {
+    /// Never prints the credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("authority", &self.authority())
+            .field("credentials", &self.authorization.is_some())
+            .finish()
+    }
+}
+
+fn bad_proxy(shown: &str, why: &str) -> Error {
+    Error::new(
+        Code::WSB_ERR_INVALID_URL,
+        format!("invalid proxy URL {shown:?}: {why}"),
+    )
+}
+
+impl Proxy {
+    pub fn parse(url: &str) -> Result<Proxy> {
+        // Never echo a password back in an error detail.
+        let shown = match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+            _ => url.to_string(),
+        };
+        let shown: String = shown.chars().take(200).collect();
+        if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(bad_proxy(
+                &shown,
+                "contains whitespace or control characters",
+            ));
+        }
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad_proxy(&shown, "expected http://host:port"))?;
+        if scheme.eq_ignore_ascii_case("https") {
+            return Err(bad_proxy(
+                &shown,
+                "https:// proxies (TLS to the proxy) are not supported; use http://",
+            ));
+        }
+        if !scheme.eq_ignore_ascii_case("http") {
+            return Err(bad_proxy(
+                &shown,
+                &format!("scheme {scheme:?} is not supported (only http:// proxies)"),
+            ));
+        }
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#']) {
+            return Err(bad_proxy(
+                &shown,
+                "a proxy URL has no path, query or fragment",
+            ));
+        }
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let authorization = match userinfo {
+            None => None,
+            Some(u) => {
+                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+                let user = percent_decode(user)
+                    .ok_or_else(|| bad_proxy(&shown, "bad %-escape in the user name"))?;
+                let pass = percent_decode(pass)
+                    .ok_or_else(|| bad_proxy(&shown, "bad %-escape in the password"))?;
+                if user.is_empty() {
+                    return Err(bad_proxy(&shown, "empty user name"));
+                }
+                if user.contains(&b':') {
+                    return Err(bad_proxy(&shown, "the user name contains ':'"));
+                }
+                let mut cred = user;
+                cred.push(b':');
+                cred.extend_from_slice(&pass);
+                Some(format!("Basic {}", base64(&cred)))
+            }
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad_proxy(&shown, "unterminated IPv6 literal"))?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad_proxy(&shown, "junk after IPv6 literal"))?,
+                ),
+            };
+            (h, port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad_proxy(&shown, "missing host"));
+        }
+        let port = match port {
+            None | Some("") => 80,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Err(bad_proxy(&shown, &format!("bad port {p:?}"))),
+            },
+        };
+        let ip = host.parse::<IpAddr>().ok();
+        if hostport.starts_with('[') && !matches!(ip, Some(IpAddr::V6(_))) {
+            return Err(bad_proxy(&shown, "bad IPv6 literal"));
+        }
+        if ip.is_none()
+            && (host.len() > 253
+                || !host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
+        {
+            return Err(bad_proxy(&shown, &format!("bad host name {host:?}")));
+        }
+        Ok(Proxy {
+            host: host.to_ascii_lowercase(),
+            ip,
+            port,
+            authorization,
+        })
+    }
+
+    /// `host:port` of the proxy (IPv6 in brackets), for messages.
+    pub fn authority(&self) -> String {
+        match self.ip {
+            Some(IpAddr::V6(_)) => format!("[{}]:{}", self.host, self.port),
+            _ => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// RFC 3986 percent-decoding; None on a malformed escape.
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Standard base64 with padding (RFC 4648), for Basic credentials.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o, "{i:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_urls() {
+        let p = Proxy::parse("http://127.0.0.1:3128").unwrap();
+        assert_eq!(
+            (p.authority(), p.authorization),
+            ("127.0.0.1:3128".into(), None)
+        );
+        let p = Proxy::parse("HTTP://Proxy.Example:8080/").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.ip, p.port),
+            ("proxy.example", None, 8080)
+        );
+        let p = Proxy::parse("http://[::1]").unwrap();
+        assert_eq!(p.authority(), "[::1]:80");
+        let p = Proxy::parse("http://us%40er:p%3Ass@h:1").unwrap();
+        assert_eq!(
+            p.authorization.as_deref(),
+            Some(format!("Basic {}", base64(b"us@er:p:ss")).as_str())
+        );
+        let p = Proxy::parse("http://user@h:1").unwrap();
+        assert_eq!(
+            p.authorization.unwrap(),
+            format!("Basic {}", base64(b"user:"))
+        );
+        assert!(!format!("{:?}", Proxy::parse("http://u:secret@h:1").unwrap()).contains("secret"));
+        for bad in [
+            "127.0.0.1:3128",
+            "https://h:443",
+            "socks5://h:1080",
+            "ws://h:1",
+            "http://",
+            "http://:80",
+            "http://h:0",
+            "http://h:x",
+            "http://h:1/path",
+            "http://h:1?q",
+            "http://[::1",
+            "http://[zz]:1",
+            "http://h h:1",
+            "http://ho$t:1",
+            "http://:pw@h:1",
+            "http://u%zz:pw@h:1",
+        ] {
+            let e = Proxy::parse(bad).unwrap_err();
+            assert_eq!(e.code, Code::WSB_ERR_INVALID_URL, "{bad}");
+        }
+        let e = Proxy::parse("http://u:topsecret@h:0").unwrap_err();
+        assert!(!e.detail.contains("topsecret"), "{}", e.detail);
     }
 }

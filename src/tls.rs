@@ -1,7 +1,9 @@
 //! TLS client configuration: rustls with the ring provider (set explicitly,
-//! never the process default), webpki-roots plus roots added by option, and an
-//! opt-out verifier for testing.
+//! never the process default), webpki-roots plus roots added by option (and,
+//! on request, the OS store via rustls-native-certs), and an opt-out verifier
+//! for testing.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -20,23 +22,78 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The default config (webpki roots only) is shared by every socket that adds
-/// nothing, so a plain `wss://` connect does not rebuild the root store.
-fn default_config() -> Result<Arc<ClientConfig>> {
+/// nothing, so a plain `wss://` connect does not rebuild the root store; the
+/// same for webpki + the OS store.
+fn shared_config(native: bool) -> Result<Arc<ClientConfig>> {
     static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    if let Some(c) = DEFAULT.get() {
+    static NATIVE: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    let cell = if native { &NATIVE } else { &DEFAULT };
+    if let Some(c) = cell.get() {
         return Ok(c.clone());
     }
-    let c = build(&[], true)?;
-    Ok(DEFAULT.get_or_init(|| c).clone())
+    let c = build(&[], true, native)?;
+    Ok(cell.get_or_init(|| c).clone())
 }
 
-fn build(extra_roots: &[CertificateDer<'static>], verify: bool) -> Result<Arc<ClientConfig>> {
+/// The OS trust store, read once per process (at the first connect that asks
+/// for it): the certificates found, and a one-line note if something could
+/// not be read (reported in the detail of a TLS failure).
+struct NativeRoots {
+    certs: Vec<CertificateDer<'static>>,
+    problem: Option<String>,
+}
+
+fn native_roots() -> &'static NativeRoots {
+    static NATIVE: OnceLock<NativeRoots> = OnceLock::new();
+    NATIVE.get_or_init(|| {
+        // The loader may panic on odd store entries: contain it here.
+        match catch_unwind(AssertUnwindSafe(rustls_native_certs::load_native_certs)) {
+            Ok(r) => {
+                let problem = r.errors.first().map(|e| {
+                    let mut p = e.to_string();
+                    if r.certs.is_empty() {
+                        p.push_str(" (no certificate loaded)");
+                    }
+                    p
+                });
+                let problem = match problem {
+                    None if r.certs.is_empty() => Some("the OS store has no certificate".into()),
+                    p => p,
+                };
+                NativeRoots {
+                    certs: r.certs,
+                    problem,
+                }
+            }
+            Err(_) => NativeRoots {
+                certs: Vec::new(),
+                problem: Some("reading the OS store panicked".into()),
+            },
+        }
+    })
+}
+
+/// Why the OS store (wsb_options_set_native_roots) gave fewer certificates
+/// than expected, if it did: appended to the detail of a TLS failure.
+pub fn native_roots_problem() -> Option<&'static str> {
+    native_roots().problem.as_deref()
+}
+
+fn build(
+    extra_roots: &[CertificateDer<'static>],
+    verify: bool,
+    native: bool,
+) -> Result<Arc<ClientConfig>> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
     let mut config = if verify {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if native {
+            // Entries that do not parse are skipped, as OpenSSL does.
+            roots.add_parsable_certificates(native_roots().certs.iter().cloned());
+        }
         for der in extra_roots {
             roots
                 .add(der.clone())
@@ -56,9 +113,9 @@ fn build(extra_roots: &[CertificateDer<'static>], verify: bool) -> Result<Arc<Cl
 
 pub fn client_config(opts: &Options) -> Result<Arc<ClientConfig>> {
     if opts.verify_tls && opts.extra_roots.is_empty() {
-        default_config()
+        shared_config(opts.native_roots)
     } else {
-        build(&opts.extra_roots, opts.verify_tls)
+        build(&opts.extra_roots, opts.verify_tls, opts.native_roots)
     }
 }
 

@@ -241,3 +241,51 @@ pub extern "C" fn wsb_options_set_close_timeout(opts: *mut wsb_options, ms: u32)
         }))
     })
 }
+
+/// (Addition to ABI v1.) Also trust the operating system's certificate store
+/// (default false): on Linux the system bundle, found the way OpenSSL finds it
+/// (e.g. /etc/ssl/certs/ca-certificates.crt), or the files named by
+/// SSL_CERT_FILE / SSL_CERT_DIR when those are set; on Windows the Root
+/// certificate store. These are added to the built-in (webpki) roots and to
+/// those from wsb_options_add_root_certificates.
+///
+/// The store is read once per process, on the I/O thread of the first wss://
+/// connect that asks for it; entries that do not parse are skipped, and if
+/// the store cannot be read the other roots still apply (a certificate
+/// failure's detail then says why). Never blocks; any thread. No effect when
+/// verification is off.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_native_roots(opts: *mut wsb_options, enable: bool) -> wsb_result {
+    boundary(|| {
+        ok(with_options(opts, |o| {
+            o.native_roots(enable);
+            Ok(())
+        }))
+    })
+}
+
+/// (Addition to ABI v1.) Tunnel every connection made with these options
+/// through an HTTP proxy, with `CONNECT host:port` (for ws:// and wss://
+/// alike; with wss:// TLS runs end to end through the tunnel).
+///
+/// `url` is `http://[user[:password]@]host[:port]` (port 80 by default;
+/// %-escapes allowed in user and password, which are sent as Basic
+/// Proxy-Authorization); "" removes the proxy (the default: a direct
+/// connection; proxy environment variables are not read). Any other form,
+/// e.g. https:// or socks5://, is WSB_ERR_INVALID_URL here. The string is
+/// copied; the call never blocks; any thread. The connect timeout covers the
+/// proxy too, and wsb_close / wsb_shutdown interrupt it. Every proxy failure
+/// is a connect failure, WSB_ERR_CONNECT, with a detail naming the proxy,
+/// e.g. `proxy 127.0.0.1:3128 refused CONNECT to example.com:443: HTTP 403
+/// Forbidden` (407: "requires authentication" / "rejected the credentials").
+#[no_mangle]
+pub extern "C" fn wsb_options_set_proxy(opts: *mut wsb_options, url: *const c_char) -> wsb_result {
+    boundary(|| {
+        // SAFETY: NULL-checked in c_str; the caller passes a NUL-terminated string.
+        let url = unsafe { c_str(url, "url") }?;
+        let url = url
+            .to_str()
+            .map_err(|_| Error::new(Code::WSB_ERR_INVALID_URL, "proxy URL is not valid UTF-8"))?;
+        ok(with_options(opts, |o| o.proxy(url)))
+    })
+}
