@@ -17,6 +17,9 @@ use mio::{Events, Interest, Poll, Token};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::HandshakeError;
+// Header names as constants: a lookup by &str parses the name with an
+// uninitialised scratch buffer that valgrind flags in optimised builds.
+use tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
@@ -153,7 +156,7 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
             Ok((ws, response)) => {
                 let subprotocol = response
                     .headers()
-                    .get("Sec-WebSocket-Protocol")
+                    .get(SEC_WEBSOCKET_PROTOCOL)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
@@ -420,7 +423,7 @@ fn build_request(
     if !opts.subprotocols.is_empty() {
         let v = HeaderValue::from_str(&opts.subprotocols.join(", "))
             .map_err(|e| Error::invalid_argument(format!("subprotocols: {e}")))?;
-        headers.insert("Sec-WebSocket-Protocol", v);
+        headers.insert(SEC_WEBSOCKET_PROTOCOL, v);
     }
     Ok(req)
 }
