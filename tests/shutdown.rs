@@ -116,7 +116,9 @@ fn shutdown_closes_everything_joins_threads_and_allows_reuse() {
     );
     // No callback starts after shutdown returned.
     let calls = CALLBACKS.load(Ordering::SeqCst);
-    std::mem::forget(open);
+    for ws in open {
+        std::mem::forget(ws); // already invalid: no wsb_free
+    }
     std::mem::forget(connecting);
     std::mem::forget(closing);
     assert_eq!(CALLBACKS.load(Ordering::SeqCst), calls);
