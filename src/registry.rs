@@ -105,8 +105,17 @@ pub fn connect(url: &str, opts: &Options) -> Result<u64> {
     table.insert(id, socket.clone());
     drop(table);
     let mut threads = r.threads.lock();
-    // Reap threads that have ended so the list stays short.
-    threads.retain(|(_, h)| !h.is_finished());
+    // Reap threads that have ended so the list stays short (joining a
+    // finished thread returns at once and releases it properly).
+    let mut i = 0;
+    while i < threads.len() {
+        if threads[i].1.is_finished() {
+            let (_, h) = threads.swap_remove(i);
+            let _ = h.join();
+        } else {
+            i += 1;
+        }
+    }
     threads.push((socket, handle));
     Ok(id)
 }
