@@ -300,48 +300,10 @@ impl Proxy {
                 Some(format!("Basic {}", base64(&cred)))
             }
         };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| bad_proxy(&shown, "unterminated IPv6 literal"))?;
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| bad_proxy(&shown, "junk after IPv6 literal"))?,
-                ),
-            };
-            (h, port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad_proxy(&shown, "missing host"));
-        }
-        let port = match port {
-            None | Some("") => 80,
-            Some(p) => match p.parse::<u16>() {
-                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
-                _ => return Err(bad_proxy(&shown, &format!("bad port {p:?}"))),
-            },
-        };
-        let ip = host.parse::<IpAddr>().ok();
-        if hostport.starts_with('[') && !matches!(ip, Some(IpAddr::V6(_))) {
-            return Err(bad_proxy(&shown, "bad IPv6 literal"));
-        }
-        if ip.is_none()
-            && (host.len() > 253
-                || !host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
-        {
-            return Err(bad_proxy(&shown, &format!("bad host name {host:?}")));
-        }
+        let (host, ip, port) =
+            crate::url::parse_host_port(hostport, 80).map_err(|why| bad_proxy(&shown, &why))?;
         Ok(Proxy {
-            host: host.to_ascii_lowercase(),
+            host,
             ip,
             port,
             authorization,

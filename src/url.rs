@@ -53,53 +53,9 @@ impl WsUrl {
         let (authority, resource) = rest.split_at(auth_end);
         // User info is not sent (browsers ignore it too); use a header for auth.
         let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| bad(format!("invalid URL {shown:?}: unterminated IPv6 literal")))?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| {
-                    bad(format!("invalid URL {shown:?}: junk after IPv6 literal"))
-                })?),
-            };
-            (h, port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad(format!("invalid URL {shown:?}: missing host")));
-        }
-        let port = match port {
-            None | Some("") => {
-                if tls {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(p) => match p.parse::<u16>() {
-                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
-                _ => return Err(bad(format!("invalid URL {shown:?}: bad port {p:?}"))),
-            },
-        };
-        let ip = host.parse::<IpAddr>().ok();
-        if hostport.starts_with('[') && !matches!(ip, Some(IpAddr::V6(_))) {
-            return Err(bad(format!("invalid URL {shown:?}: bad IPv6 literal")));
-        }
-        if ip.is_none() {
-            let ok = host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-            if !ok || host.len() > 253 {
-                return Err(bad(format!(
-                    "invalid URL {shown:?}: bad host name {host:?}"
-                )));
-            }
-        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, ip, port) = parse_host_port(hostport, default_port)
+            .map_err(|why| bad(format!("invalid URL {shown:?}: {why}")))?;
         let resource = if resource.is_empty() {
             "/".to_string()
         } else if resource.starts_with('?') {
@@ -109,7 +65,7 @@ impl WsUrl {
         };
         let url = WsUrl {
             tls,
-            host: host.to_ascii_lowercase(),
+            host,
             ip,
             port,
             resource,
@@ -144,6 +100,51 @@ impl WsUrl {
             self.resource
         )
     }
+}
+
+/// `host[:port]` or `[v6]:port` (no user info): the lower-cased host, its IP
+/// if it is a literal, and the port (`default_port` if none). Shared by the
+/// ws/wss URL and the proxy URL parsers; the error says what is wrong.
+pub fn parse_host_port(
+    hostport: &str,
+    default_port: u16,
+) -> std::result::Result<(String, Option<IpAddr>, u16), String> {
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unterminated IPv6 literal")?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("junk after IPv6 literal")?),
+        };
+        (h, port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    let port = match port {
+        None | Some("") => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(format!("bad port {p:?}")),
+        },
+    };
+    let ip = host.parse::<IpAddr>().ok();
+    if hostport.starts_with('[') && !matches!(ip, Some(IpAddr::V6(_))) {
+        return Err("bad IPv6 literal".into());
+    }
+    if ip.is_none() {
+        let ok = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        if !ok || host.len() > 253 {
+            return Err(format!("bad host name {host:?}"));
+        }
+    }
+    Ok((host.to_ascii_lowercase(), ip, port))
 }
 
 trait FloorCharBoundary {

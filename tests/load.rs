@@ -13,14 +13,6 @@ use wsbridge::ffi::library::wsb_shutdown;
 use wsbridge::ffi::types::wsb_event_kind::*;
 use wsbridge::wsb_result::*;
 
-fn io_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("wsb-io-"))
-        .count()
-}
-
 #[test]
 fn thousand_sockets_hundred_messages_each() {
     const SOCKETS: usize = 1000;

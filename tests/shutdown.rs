@@ -18,14 +18,6 @@ use wsbridge::wsb_result::*;
 
 const T: Duration = Duration::from_secs(20);
 
-fn io_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("wsb-io-"))
-        .count()
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }

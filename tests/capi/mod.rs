@@ -240,3 +240,12 @@ impl Drop for Ws {
 pub fn kinds(evs: &[Ev]) -> Vec<wsb_event_kind> {
     evs.iter().map(|e| e.kind).collect()
 }
+
+/// The library's I/O threads now alive in this process (by thread name).
+pub fn io_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("wsb-io-"))
+        .count()
+}
