@@ -395,8 +395,16 @@ fn tls_error(e: io::Error) -> Error {
     Error::new(Code::WSB_ERR_TLS, format!("TLS handshake: {e}"))
 }
 
+/// A read failure during the upgrade: the server dropping the connection
+/// (reset, abort) is a refused upgrade like a plain close; anything else is I/O.
 fn io_stage_error(stage: &str, e: io::Error) -> Error {
-    Error::new(Code::WSB_ERR_IO, format!("{stage}: {e}"))
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Error::new(
+            Code::WSB_ERR_HANDSHAKE,
+            "server closed the connection during the WebSocket upgrade",
+        ),
+        _ => Error::new(Code::WSB_ERR_IO, format!("{stage}: {e}")),
+    }
 }
 
 fn build_request(
@@ -444,7 +452,10 @@ fn handshake_error(e: tungstenite::Error) -> Error {
                 return tls_error(io);
             }
             match io.kind() {
-                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => Error::new(
+                io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe => Error::new(
                     Code::WSB_ERR_HANDSHAKE,
                     "server closed the connection during the WebSocket upgrade",
                 ),
