@@ -65,10 +65,6 @@ impl Event {
     pub fn payload(&self) -> &[u8] {
         &self.data[..self.data.len() - 1]
     }
-    /// Payload including the trailing NUL (for handing to C).
-    pub fn data_with_nul(&self) -> &[u8] {
-        &self.data
-    }
 }
 
 /// The socket was freed while a thread waited on it.
@@ -176,10 +172,6 @@ impl EventQueue {
     /// No event is waiting to be polled.
     pub fn is_empty(&self) -> bool {
         self.inner.lock().queue.is_empty()
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.inner.lock().closed
     }
 
     fn take_next(g: &mut Inner) -> Option<Polled> {

@@ -611,8 +611,7 @@ impl Conn<'_> {
         let now = Instant::now();
         if let Some(d) = self.close_deadline {
             if now >= d {
-                let clean = false;
-                self.emit_close(1006, clean, String::new());
+                self.emit_close(1006, false, String::new());
                 return;
             }
         }

@@ -219,10 +219,6 @@ impl Transport {
             }
         }
     }
-
-    pub fn wants_tls_write(&self) -> bool {
-        self.tls.as_deref().is_some_and(|t| t.wants_write())
-    }
 }
 
 impl Transport {

@@ -22,14 +22,14 @@ const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
 /// The library version, e.g. "0.1.0": a static string, never freed.
 #[no_mangle]
 pub extern "C" fn wsb_version() -> *const c_char {
-    VERSION.as_ptr()
+    boundary_value(c"0.0.0".as_ptr(), || VERSION.as_ptr())
 }
 
 /// The ABI version: 1 for this header. A host can refuse a library whose ABI
 /// differs from the WSB_ABI_VERSION it was built against.
 #[no_mangle]
 pub extern "C" fn wsb_abi_version() -> u32 {
-    1
+    boundary_value(1, || 1)
 }
 
 /// The enumerator's name for `r`, e.g. "WSB_ERR_TLS"; "WSB_UNKNOWN" for a
