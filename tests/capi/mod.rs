@@ -242,10 +242,20 @@ pub fn kinds(evs: &[Ev]) -> Vec<wsb_event_kind> {
 }
 
 /// The library's I/O threads now alive in this process (by thread name).
+/// A thread that has exited (and been joined) can still be listed for a
+/// moment as dead/zombie: those are not counted.
 pub fn io_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("wsb-io-"))
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // "tid (comm) S ...": the name is in parentheses, the state follows.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                return false;
+            };
+            let name = &stat[open + 1..close];
+            let state = stat[close + 1..].trim_start().chars().next();
+            name.starts_with("wsb-io-") && !matches!(state, Some('Z' | 'X' | 'x'))
+        })
         .count()
 }
