@@ -27,7 +27,7 @@ use tungstenite::WebSocket;
 use crate::error::{Code, Error};
 use crate::options::{Options, Proxy};
 use crate::tls;
-use crate::transport::{read_raw, Transport};
+use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
 
 pub const SOCK: Token = Token(0);
@@ -108,7 +108,7 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         None => {
             let addrs = resolve(&url.host, url.ip, url.port, "")?;
             w.check("DNS lookup")?;
-            (Arc::new(tcp_connect(&addrs, "", w)?), Vec::new())
+            (Arc::new(tcp_connect(&addrs, "", w)?), RxBuf::new())
         }
         Some(proxy) => {
             let addrs = resolve(&proxy.host, proxy.ip, proxy.port, "proxy ")?;
@@ -145,7 +145,7 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         t
     };
     let request = build_request(url, opts)?;
-    let mut buf = Vec::new();
+    let mut buf = RxBuf::new();
     transport.reclaim(&mut buf);
     let mut mid = match ClientHandshake::start(transport, request, Some(ws_config(opts))) {
         Ok(m) => m,
@@ -272,7 +272,7 @@ fn proxy_tunnel(
     url: &WsUrl,
     proxy: &Proxy,
     w: &mut Waiter<'_>,
-) -> Result<Vec<u8>, Stop> {
+) -> Result<RxBuf, Stop> {
     const STAGE: &str = "proxy CONNECT";
     let target = match url.ip {
         Some(IpAddr::V6(_)) => format!("[{}]:{}", url.host, url.port),
@@ -295,9 +295,9 @@ fn proxy_tunnel(
             Err(e) => return Err(fail(format!("sending CONNECT to proxy {at}: {e}"))),
         }
     }
-    let mut buf = Vec::new();
+    let mut buf = RxBuf::new();
     let end = loop {
-        if let Some(i) = buf.windows(4).position(|x| x == b"\r\n\r\n") {
+        if let Some(i) = buf.filled().windows(4).position(|x| x == b"\r\n\r\n") {
             break i + 4;
         }
         if buf.len() > MAX_PROXY_REPLY {
@@ -317,7 +317,7 @@ fn proxy_tunnel(
         }
         w.wait(STAGE)?;
     };
-    let head = String::from_utf8_lossy(&buf[..end]);
+    let head = String::from_utf8_lossy(&buf.filled()[..end]);
     let line = head.lines().next().unwrap_or("");
     let shown: String = line
         .chars()
@@ -356,7 +356,7 @@ fn proxy_tunnel(
         if reason.is_empty() { "" } else { " " }
     );
     match code {
-        200..=299 => Ok(buf.split_off(end)),
+        200..=299 => Ok(buf.split_off_front(end)),
         407 if proxy.authorization.is_none() => Err(fail(format!(
             "proxy {at} requires authentication ({status}): put user:password in the proxy URL"
         ))),
@@ -370,7 +370,7 @@ fn proxy_tunnel(
 }
 
 fn tls_handshake(sock: &TcpStream, t: &mut Transport, w: &mut Waiter<'_>) -> Result<(), Stop> {
-    let mut buf = Vec::new();
+    let mut buf = RxBuf::new();
     loop {
         match t.drive_tls_handshake() {
             Ok(true) => return Ok(()),

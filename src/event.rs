@@ -2,7 +2,7 @@
 //! poll/wait. One `parking_lot` mutex + condvar; waiters park, never spin.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -190,10 +190,24 @@ impl EventQueue {
         Self::take_next(&mut self.inner.lock())
     }
 
-    /// Wait up to `deadline` for an event. `Err(Freed)` if the socket was freed
-    /// meanwhile (the handle is gone).
-    pub fn wait(&self, deadline: Instant) -> Result<Option<Polled>, Freed> {
+    /// Wait up to `timeout` for an event; `on_empty` runs (under the queue's
+    /// lock) if none is waiting at first. `Err(Freed)` if the socket was
+    /// freed meanwhile (the handle is gone).
+    pub fn wait(
+        &self,
+        timeout: Duration,
+        on_empty: impl FnOnce(),
+    ) -> Result<Option<Polled>, Freed> {
         let mut g = self.inner.lock();
+        if g.discard {
+            return Err(Freed);
+        }
+        if !g.queue.is_empty() {
+            return Ok(Self::take_next(&mut g));
+        }
+        on_empty();
+        // The clock is read only when the thread has to sleep.
+        let deadline = crate::socket::deadline_after(timeout);
         loop {
             if g.discard {
                 return Err(Freed);

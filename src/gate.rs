@@ -182,6 +182,57 @@ impl Gate {
         self.incident.take()
     }
 
+    /// Like [`Gate::next`], but a `Pass` also takes every following frame
+    /// that is complete in `input`, fits in `max` and needs no action (no
+    /// rule broken, not a close frame, not over the limit, valid UTF-8): so
+    /// tungstenite gets a whole run of small frames per read, not one.
+    pub fn next_run(&mut self, input: &[u8], max: usize) -> Step {
+        let first = self.next(input, max);
+        let Step::Pass(mut total) = first else {
+            return first;
+        };
+        while self.state == State::FrameStart && total < max {
+            match self.whole_clean_frame(&input[total..], max - total) {
+                Some(n) => total += n,
+                None => break,
+            }
+        }
+        Step::Pass(total)
+    }
+
+    /// At a frame boundary: if `input` starts with a whole frame of at most
+    /// `max` bytes that can pass as it is, account for it and return its
+    /// length; otherwise change nothing.
+    fn whole_clean_frame(&mut self, input: &[u8], max: usize) -> Option<usize> {
+        let (hlen, len) = parse_header(input)?;
+        let total = usize::try_from(len).ok()?.checked_add(hlen)?;
+        if total > input.len() || total > max {
+            return None;
+        }
+        let (b0, b1) = (input[0], input[1]);
+        let opcode = b0 & 0x0f;
+        if opcode == 8 || violation(b0, b1, len).is_some() {
+            return None;
+        }
+        if opcode < 8 {
+            if len > self.max_frame {
+                return None;
+            }
+            let mut text = match opcode {
+                1 => Some(Utf8::default()),
+                2 => None,
+                _ => self.text,
+            };
+            if let Some(t) = text.as_mut() {
+                if !t.feed(&input[hlen..total]) {
+                    return None;
+                }
+            }
+            self.text = if b0 & 0x80 != 0 { None } else { text };
+        }
+        Some(total)
+    }
+
     /// Decide about the start of `input` (at most `max` bytes may pass). The
     /// caller must then pass or drop exactly what the step says.
     pub fn next(&mut self, input: &[u8], max: usize) -> Step {
@@ -444,6 +495,41 @@ mod tests {
         // Binary data is never checked.
         let mut g = opened(1 << 20);
         assert_eq!(g.next(b"\x82\x01\xff", 1000), Step::Pass(3));
+        assert_eq!(g.take_incident(), None);
+    }
+
+    #[test]
+    fn runs_of_clean_frames_pass_together() {
+        let mut g = opened(100);
+        let three = b"\x81\x01a\x82\x02bc\x89\x00";
+        assert_eq!(g.next_run(three, 1000), Step::Pass(three.len()));
+        // Limited by `max`: only whole frames are added to the first.
+        let mut g = opened(100);
+        assert_eq!(g.next_run(three, 6), Step::Pass(3));
+        assert_eq!(g.next_run(&three[3..], 1000), Step::Pass(6));
+        // A run stops before a frame that needs action, which then gets it.
+        for (stop, incident) in [
+            (&b"\xc1\x00"[..], "violation"),
+            (b"\x88\x00", "close"),
+            (b"\x82\x7e\x00\xc8", "oversize"),
+            (b"\x81\x01\xff", "utf8"),
+        ] {
+            let mut g = opened(100);
+            let mut input = b"\x81\x01a\x81\x01b".to_vec();
+            input.extend_from_slice(stop);
+            assert_eq!(g.next_run(&input, 1000), Step::Pass(6), "{incident}");
+            assert!(g.take_incident().is_none(), "{incident}");
+            assert!(
+                matches!(g.next_run(&input[6..], 1000), Step::Drop { stop: true, .. }),
+                "{incident}"
+            );
+            assert!(g.take_incident().is_some(), "{incident}");
+        }
+        // An incomplete frame ends the run; a text message split across a
+        // run keeps its UTF-8 state.
+        let mut g = opened(100);
+        assert_eq!(g.next_run(b"\x01\x01\xe2\x80\x02\x82", 1000), Step::Pass(3));
+        assert_eq!(g.next_run(b"\x80\x02\x82\xac\x81", 1000), Step::Pass(4));
         assert_eq!(g.take_incident(), None);
     }
 

@@ -5,6 +5,7 @@
 //! can reach the core. `shutdown` closes everything and joins every thread.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,8 +24,30 @@ const IO_THREAD_STACK: usize = 256 * 1024;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
+/// Hashes a handle with one multiply (Fibonacci hashing): handles are
+/// sequential and not attacker-chosen, so SipHash's cost buys nothing on the
+/// lookup every call makes.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Table = HashMap<u64, Arc<Socket>, BuildHasherDefault<IdHasher>>;
+
 struct Registry {
-    table: RwLock<HashMap<u64, Arc<Socket>>>,
+    table: RwLock<Table>,
     /// Every I/O thread not yet joined (freed sockets included).
     threads: Mutex<Vec<(Arc<Socket>, JoinHandle<()>)>>,
     /// Number of I/O threads still running, and its condvar.
@@ -37,7 +60,7 @@ struct Registry {
 fn registry() -> &'static Registry {
     static R: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
     R.get_or_init(|| Registry {
-        table: RwLock::new(HashMap::new()),
+        table: RwLock::new(Table::default()),
         threads: Mutex::new(Vec::new()),
         live: Mutex::new(0),
         live_cv: Condvar::new(),

@@ -26,7 +26,7 @@ use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled};
 use crate::gate::{self, Incident};
 use crate::notify::Notify;
 use crate::options::Options;
-use crate::transport::{read_raw, Transport};
+use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +70,8 @@ struct Core {
     queued_bytes: usize,
     /// Payload bytes handed to tungstenite but not yet flushed to the socket.
     unflushed_bytes: usize,
-    /// A write hit WouldBlock: the I/O thread must finish it when writable.
+    /// Bytes wait in tungstenite's write buffer (a write hit WouldBlock, or
+    /// a burst was framed by the caller): the I/O thread flushes them.
     flush_pending: bool,
     /// Set by wsb_close/wsb_free, taken by the I/O thread.
     close_request: Option<CloseFrame>,
@@ -173,11 +174,8 @@ impl Socket {
     }
 
     /// wsb_wait_event.
-    pub fn wait(&self, deadline: Instant) -> std::result::Result<Option<Polled>, Freed> {
-        if self.events.is_empty() {
-            self.host_idle();
-        }
-        self.events.wait(deadline)
+    pub fn wait(&self, timeout: Duration) -> std::result::Result<Option<Polled>, Freed> {
+        self.events.wait(timeout, || self.host_idle())
     }
 
     pub fn buffered_amount(&self) -> usize {
@@ -239,6 +237,19 @@ impl Socket {
                     c.unflushed_bytes += len;
                     c.flush_pending = true;
                 }
+                Err(e) => c.write_error = Some(stream_error(e)),
+            }
+        } else if state == State::Open && core.queue.is_empty() && core.write_error.is_none() {
+            // In a burst: frame (copy + mask) the message on the calling
+            // thread, behind whatever is unflushed, and leave the write to
+            // the I/O thread, which flushes many frames per syscall.
+            let c = &mut *core;
+            let ws = c.ws.as_mut().expect("open socket has a stream");
+            c.unflushed_bytes += len;
+            c.flush_pending = true;
+            match ws.write(msg) {
+                Ok(()) => {}
+                Err(e) if is_would_block(&e) => {}
                 Err(e) => c.write_error = Some(stream_error(e)),
             }
         } else {
@@ -450,7 +461,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
     let mut conn = Conn {
         socket,
         sock,
-        rx: Vec::new(),
+        rx: RxBuf::new(),
         eof: false,
         close_deadline: None,
         linger_deadline: None,
@@ -479,7 +490,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
 struct Conn<'a> {
     socket: &'a Arc<Socket>,
     sock: Arc<TcpStream>,
-    rx: Vec<u8>,
+    rx: RxBuf,
     eof: bool,
     /// Our close frame is out (or requested): give up at this time.
     close_deadline: Option<Instant>,

@@ -18,13 +18,13 @@ use crate::gate::{Gate, Incident, Step};
 
 /// Largest chunk read from the socket before it is parsed.
 pub const MAX_READ_CHUNK: usize = 256 * 1024;
-const MIN_READ_CHUNK: usize = 8 * 1024;
+const MIN_READ_CHUNK: usize = 4 * 1024;
 
 pub struct Transport {
     sock: Arc<TcpStream>,
     tls: Option<Box<ClientConnection>>,
     /// Raw bytes received from the socket, not yet consumed.
-    rx: Vec<u8>,
+    rx: RxBuf,
     rx_pos: usize,
     /// The peer closed its sending side (read returned 0).
     eof: bool,
@@ -33,6 +33,61 @@ pub struct Transport {
     plain_pos: usize,
     /// What may be handed to tungstenite (see [`crate::gate`]).
     gate: Gate,
+}
+
+/// Bytes read from the socket: `data[..end]` is filled. `data` keeps its
+/// length when emptied (it was zeroed once, when it grew), so a read does
+/// not zero the buffer again; it only grows on demand.
+#[derive(Debug, Default)]
+pub struct RxBuf {
+    data: Vec<u8>,
+    end: usize,
+}
+
+impl RxBuf {
+    pub fn new() -> RxBuf {
+        RxBuf::default()
+    }
+
+    pub fn filled(&self) -> &[u8] {
+        &self.data[..self.end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.end
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.end = 0;
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// The unfilled part, at least `min` bytes (growing the buffer if needed).
+    fn spare(&mut self, min: usize) -> &mut [u8] {
+        if self.data.len() - self.end < min {
+            let grow = self.end.clamp(MIN_READ_CHUNK, MAX_READ_CHUNK).max(min);
+            self.data.resize(self.end + grow, 0);
+        }
+        &mut self.data[self.end..]
+    }
+
+    /// The filled bytes after the first `n`, as a new buffer; this one is emptied.
+    pub fn split_off_front(&mut self, n: usize) -> RxBuf {
+        let rest = RxBuf {
+            data: self.data[n..self.end].to_vec(),
+            end: self.end - n,
+        };
+        self.clear();
+        rest
+    }
 }
 
 /// Outcome of one [`read_raw`] call.
@@ -45,7 +100,7 @@ pub struct RawRead {
 
 /// Read from the socket into `buf` (appending) until it would block, hits EOF,
 /// or `MAX_READ_CHUNK` bytes have been read. Grows `buf` on demand.
-pub fn read_raw(sock: &TcpStream, buf: &mut Vec<u8>) -> io::Result<RawRead> {
+pub fn read_raw(sock: &TcpStream, buf: &mut RxBuf) -> io::Result<RawRead> {
     let mut out = RawRead {
         bytes: 0,
         eof: false,
@@ -53,22 +108,15 @@ pub fn read_raw(sock: &TcpStream, buf: &mut Vec<u8>) -> io::Result<RawRead> {
     };
     let mut reader = sock;
     while out.bytes < MAX_READ_CHUNK {
-        let len = buf.len();
-        let want = if buf.capacity() - len >= MIN_READ_CHUNK {
-            buf.capacity() - len
-        } else {
-            len.clamp(MIN_READ_CHUNK, MAX_READ_CHUNK)
-        };
-        buf.resize(len + want, 0);
-        let r = reader.read(&mut buf[len..]);
-        let n = *r.as_ref().unwrap_or(&0);
-        buf.truncate(len + n);
-        match r {
+        match reader.read(buf.spare(MIN_READ_CHUNK)) {
             Ok(0) => {
                 out.eof = true;
                 return Ok(out);
             }
-            Ok(n) => out.bytes += n,
+            Ok(n) => {
+                buf.end += n;
+                out.bytes += n;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 out.drained = true;
                 return Ok(out);
@@ -89,7 +137,7 @@ impl Transport {
         Transport {
             sock,
             tls,
-            rx: Vec::new(),
+            rx: RxBuf::new(),
             rx_pos: 0,
             eof: false,
             plain: Vec::new(),
@@ -114,13 +162,13 @@ impl Transport {
 
     /// Hand over bytes read by [`read_raw`]. `buf` is swapped in when nothing
     /// is pending (no copy) and gets back an empty buffer to reuse.
-    pub fn supply(&mut self, buf: &mut Vec<u8>, eof: bool) {
+    pub fn supply(&mut self, buf: &mut RxBuf, eof: bool) {
         if self.rx_pos >= self.rx.len() {
             self.rx.clear();
             self.rx_pos = 0;
             std::mem::swap(&mut self.rx, buf);
         } else {
-            self.rx.extend_from_slice(buf);
+            self.rx.extend(buf.filled());
             buf.clear();
         }
         self.eof |= eof;
@@ -128,16 +176,17 @@ impl Transport {
 
     /// Give the (emptied) receive buffer back for the next raw read, keeping
     /// unconsumed bytes. Shrinks a buffer that grew for a burst.
-    pub fn reclaim(&mut self, buf: &mut Vec<u8>) {
+    pub fn reclaim(&mut self, buf: &mut RxBuf) {
         if self.rx_pos >= self.rx.len() {
             self.rx.clear();
             self.rx_pos = 0;
-            if buf.capacity() == 0 {
+            if buf.data.capacity() == 0 {
                 std::mem::swap(&mut self.rx, buf);
             }
         }
-        if buf.capacity() > 4 * MIN_READ_CHUNK && buf.is_empty() {
-            buf.shrink_to(MIN_READ_CHUNK);
+        if buf.data.len() > 4 * MIN_READ_CHUNK && buf.is_empty() {
+            buf.data.truncate(MIN_READ_CHUNK);
+            buf.data.shrink_to(MIN_READ_CHUNK);
         }
     }
 
@@ -163,7 +212,7 @@ impl Transport {
             }
             return Ok(false);
         }
-        let mut src = &self.rx[self.rx_pos..];
+        let mut src = &self.rx.filled()[self.rx_pos..];
         let before = src.len();
         let n = tls.read_tls(&mut src)?;
         debug_assert_eq!(before - src.len(), n);
@@ -265,7 +314,7 @@ impl Transport {
 
     fn input(&self) -> &[u8] {
         if self.tls.is_none() {
-            &self.rx[self.rx_pos..]
+            &self.rx.filled()[self.rx_pos..]
         } else {
             &self.plain[self.plain_pos..]
         }
@@ -300,10 +349,10 @@ impl Read for Transport {
                 };
             }
             let input: &[u8] = match self.tls {
-                None => &self.rx[self.rx_pos..],
+                None => &self.rx.filled()[self.rx_pos..],
                 Some(_) => &self.plain[self.plain_pos..],
             };
-            match self.gate.next(input, buf.len()) {
+            match self.gate.next_run(input, buf.len()) {
                 Step::Pass(n) => {
                     buf[..n].copy_from_slice(&self.input()[..n]);
                     self.consume(n);

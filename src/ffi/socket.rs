@@ -14,7 +14,7 @@ use crate::error::{wsb_result, Code, Error, Result};
 use crate::event::{Kind, Polled};
 use crate::options::Options;
 use crate::registry;
-use crate::socket::{deadline_after, State};
+use crate::socket::State;
 
 /// Open a WebSocket to `url` (ws:// or wss://) and store its handle in `*out`.
 ///
@@ -232,7 +232,7 @@ pub extern "C" fn wsb_wait_event(
         }
         let socket = registry::get(s)?;
         let got = socket
-            .wait(deadline_after(ms(timeout_ms)))
+            .wait(ms(timeout_ms))
             .map_err(|_| Error::invalid_handle())?;
         match got {
             Some(p) => {
