@@ -19,6 +19,8 @@ use crate::gate::{Gate, Incident, Step};
 /// Largest chunk read from the socket before it is parsed.
 pub const MAX_READ_CHUNK: usize = 256 * 1024;
 const MIN_READ_CHUNK: usize = 4 * 1024;
+/// Decrypted bytes taken from rustls at a time.
+const TLS_CHUNK: usize = 16 * 1024;
 
 pub struct Transport {
     sock: Arc<TcpStream>,
@@ -29,7 +31,7 @@ pub struct Transport {
     /// The peer closed its sending side (read returned 0).
     eof: bool,
     /// TLS only: decrypted bytes not yet handed to tungstenite.
-    plain: Vec<u8>,
+    plain: RxBuf,
     plain_pos: usize,
     /// What may be handed to tungstenite (see [`crate::gate`]).
     gate: Gate,
@@ -77,6 +79,12 @@ impl RxBuf {
             self.data.resize(self.end + grow, 0);
         }
         &mut self.data[self.end..]
+    }
+
+    /// Drop the first `n` filled bytes, moving the rest to the front.
+    fn consume_front(&mut self, n: usize) {
+        self.data.copy_within(n..self.end, 0);
+        self.end -= n;
     }
 
     /// The filled bytes after the first `n`, as a new buffer; this one is emptied.
@@ -140,7 +148,7 @@ impl Transport {
             rx: RxBuf::new(),
             rx_pos: 0,
             eof: false,
-            plain: Vec::new(),
+            plain: RxBuf::new(),
             plain_pos: 0,
             gate: Gate::new(max_frame),
         }
@@ -285,15 +293,16 @@ impl Transport {
         self.plain_pos = 0;
         loop {
             let tls = self.tls.as_deref_mut().expect("tls transport");
-            let mut chunk = [0u8; 16 * 1024];
-            match tls.reader().read(&mut chunk) {
+            // Straight into `plain`: a chunk on the stack would be touched
+            // (stack-probed) on every read, plain sockets included.
+            match tls.reader().read(self.plain.spare(TLS_CHUNK)) {
                 Ok(0) => {
                     // close_notify: a clean TLS EOF.
                     self.eof = true;
                     return Ok(0);
                 }
                 Ok(n) => {
-                    self.plain.extend_from_slice(&chunk[..n]);
+                    self.plain.end += n;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -316,7 +325,7 @@ impl Transport {
         if self.tls.is_none() {
             &self.rx.filled()[self.rx_pos..]
         } else {
-            &self.plain[self.plain_pos..]
+            &self.plain.filled()[self.plain_pos..]
         }
     }
 
@@ -350,7 +359,7 @@ impl Read for Transport {
             }
             let input: &[u8] = match self.tls {
                 None => &self.rx.filled()[self.rx_pos..],
-                Some(_) => &self.plain[self.plain_pos..],
+                Some(_) => &self.plain.filled()[self.plain_pos..],
             };
             match self.gate.next_run(input, buf.len()) {
                 Step::Pass(n) => {
@@ -388,19 +397,18 @@ impl Transport {
     /// a frame header straddles two TLS records). Ok(false) if none are ready.
     fn pull_more_plaintext(&mut self) -> io::Result<bool> {
         if self.plain_pos > 0 {
-            self.plain.drain(..self.plain_pos);
+            self.plain.consume_front(self.plain_pos);
             self.plain_pos = 0;
         }
         loop {
             let tls = self.tls.as_deref_mut().expect("tls transport");
-            let mut chunk = [0u8; 4096];
-            match tls.reader().read(&mut chunk) {
+            match tls.reader().read(self.plain.spare(TLS_CHUNK)) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(true);
                 }
                 Ok(n) => {
-                    self.plain.extend_from_slice(&chunk[..n]);
+                    self.plain.end += n;
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
