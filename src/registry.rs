@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -46,8 +46,29 @@ impl Hasher for IdHasher {
 
 type Table = HashMap<u64, Arc<Socket>, BuildHasherDefault<IdHasher>>;
 
+/// Copies of the handle table. Each thread reads its own (picked once per
+/// thread): host threads calling into one socket from several threads (a
+/// sender and a poller, say) would otherwise bounce one lock word between
+/// cores on every call. Writers (connect, free, shutdown) change every copy
+/// under `write_lock`. Aligned apart so the copies share no cache line.
+const REPLICAS: usize = 8;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Replica(RwLock<Table>);
+
+fn my_replica() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % REPLICAS;
+    }
+    MINE.with(|i| *i)
+}
+
 struct Registry {
-    table: RwLock<Table>,
+    replicas: [Replica; REPLICAS],
+    /// Serialises table changes (taken before any replica's write lock).
+    write_lock: Mutex<()>,
     /// Every I/O thread not yet joined (freed sockets included).
     threads: Mutex<Vec<(Arc<Socket>, JoinHandle<()>)>>,
     /// Number of I/O threads still running, and its condvar.
@@ -60,7 +81,8 @@ struct Registry {
 fn registry() -> &'static Registry {
     static R: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
     R.get_or_init(|| Registry {
-        table: RwLock::new(Table::default()),
+        replicas: Default::default(),
+        write_lock: Mutex::new(()),
         threads: Mutex::new(Vec::new()),
         live: Mutex::new(0),
         live_cv: Condvar::new(),
@@ -98,7 +120,7 @@ pub fn connect(url: &str, opts: &Options) -> Result<u64> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let spawned = Socket::create(id, opts)?;
     let r = registry();
-    let mut table = r.table.write();
+    let table = r.write_lock.lock();
     // Checked again under the table lock, which shutdown also takes.
     if SHUTTING_DOWN.load(Ordering::Acquire) {
         return Err(shutdown_error());
@@ -125,7 +147,9 @@ pub fn connect(url: &str, opts: &Options) -> Result<u64> {
             ));
         }
     };
-    table.insert(id, socket.clone());
+    for rep in &r.replicas {
+        rep.0.write().insert(id, socket.clone());
+    }
     drop(table);
     let mut threads = r.threads.lock();
     // Reap threads that have ended so the list stays short (joining a
@@ -143,19 +167,41 @@ pub fn connect(url: &str, opts: &Options) -> Result<u64> {
     Ok(id)
 }
 
-pub fn get(id: u64) -> Result<Arc<Socket>> {
-    if let Some(s) = registry().table.read().get(&id) {
-        return Ok(s.clone());
-    }
+fn missing() -> Error {
     if SHUTTING_DOWN.load(Ordering::Acquire) {
-        return Err(shutdown_error());
+        shutdown_error()
+    } else {
+        Error::invalid_handle()
     }
-    Err(Error::invalid_handle())
+}
+
+/// The socket behind a handle, for calls that may block (wait_open, wait).
+pub fn get(id: u64) -> Result<Arc<Socket>> {
+    let table = registry().replicas[my_replica()].0.read();
+    table.get(&id).cloned().ok_or_else(missing)
+}
+
+/// Run `f` on the socket behind a handle, for calls that never block: no
+/// reference count is taken (the table's read lock keeps the socket alive).
+pub fn with<R>(id: u64, f: impl FnOnce(&Socket) -> Result<R>) -> Result<R> {
+    let table = registry().replicas[my_replica()].0.read();
+    match table.get(&id) {
+        Some(s) => f(s),
+        None => Err(missing()),
+    }
 }
 
 /// Remove the handle (invalid at once) and close the socket in the background.
 pub fn free(id: u64) -> Result<()> {
-    let socket = registry().table.write().remove(&id);
+    let r = registry();
+    let socket = {
+        let _w = r.write_lock.lock();
+        let mut found = None;
+        for rep in &r.replicas {
+            found = rep.0.write().remove(&id);
+        }
+        found
+    };
     match socket {
         Some(s) => {
             s.release();
@@ -182,10 +228,14 @@ pub fn shutdown(timeout: Duration) {
         r.shutdown_lock.lock()
     };
     let sockets: Vec<Arc<Socket>> = {
-        let mut table = r.table.write();
+        let _w = r.write_lock.lock();
         SHUTTING_DOWN.store(true, Ordering::Release);
-        // Take the map itself so its memory is released too.
-        std::mem::take(&mut *table).into_values().collect()
+        // Take the maps themselves so their memory is released too.
+        let mut sockets = Vec::new();
+        for rep in &r.replicas {
+            sockets = std::mem::take(&mut *rep.0.write()).into_values().collect();
+        }
+        sockets
     };
     for s in &sockets {
         s.release();

@@ -68,7 +68,7 @@ pub extern "C" fn wsb_wait_open(s: wsb_socket, timeout_ms: u32) -> wsb_result {
 }
 
 fn send(s: wsb_socket, msg: Message, len: usize) -> Result<Code> {
-    registry::get(s)?.send(msg, len)?;
+    registry::with(s, |sock| sock.send(msg, len))?;
     Ok(Code::WSB_OK)
 }
 
@@ -206,7 +206,7 @@ pub extern "C" fn wsb_poll(s: wsb_socket, event: *mut wsb_event) -> wsb_result {
         if event.is_null() {
             return Err(null_arg("event"));
         }
-        match registry::get(s)?.poll() {
+        match registry::with(s, |sock| Ok(sock.poll()))? {
             Some(p) => {
                 // SAFETY: NULL-checked above; the caller provides a writable wsb_event.
                 unsafe { write_out(event, to_c(p), "event") }?;
@@ -274,7 +274,7 @@ pub extern "C" fn wsb_get_state(s: wsb_socket, state: *mut wsb_state) -> wsb_res
         if state.is_null() {
             return Err(null_arg("state"));
         }
-        let st = match registry::get(s)?.state() {
+        let st = match registry::with(s, |sock| Ok(sock.state()))? {
             State::Connecting => wsb_state::WSB_STATE_CONNECTING,
             State::Open => wsb_state::WSB_STATE_OPEN,
             State::Closing => wsb_state::WSB_STATE_CLOSING,
@@ -294,7 +294,7 @@ pub extern "C" fn wsb_buffered_amount(s: wsb_socket, bytes: *mut usize) -> wsb_r
         if bytes.is_null() {
             return Err(null_arg("bytes"));
         }
-        let n = registry::get(s)?.buffered_amount();
+        let n = registry::with(s, |sock| Ok(sock.buffered_amount()))?;
         // SAFETY: NULL-checked above; the caller provides a writable size_t.
         unsafe { write_out(bytes, n, "bytes") }?;
         Ok(Code::WSB_OK)
