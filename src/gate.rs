@@ -14,6 +14,14 @@
 //!
 //! During the upgrade it passes bytes up to the end of the HTTP response
 //! head only, so no frame bytes end up in the handshake's buffer.
+//!
+//! Text is validated here, as it arrives (a message fails at its first bad
+//! byte). So that tungstenite does not validate it a second time, text
+//! frames are handed over as binary ones (the opcode is rewritten in the
+//! copy, see [`Gate::rewrites`]) and the gate keeps the kind of each message
+//! in order ([`Gate::take_message_kind`]).
+
+use std::collections::VecDeque;
 
 /// Something the I/O thread must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +66,11 @@ pub enum Step {
 
 #[derive(Debug)]
 pub struct Gate {
+    /// Offsets, in the input of the last `next`/`next_run` call, of text
+    /// frame headers whose opcode the reader must rewrite to binary.
+    rewrites: Vec<usize>,
+    /// Kind of each data message started and not yet taken (true = text).
+    kinds: VecDeque<bool>,
     state: State,
     max_frame: u64,
     incident: Option<Incident>,
@@ -87,6 +100,11 @@ impl Utf8 {
         }
     }
 
+    /// No sequence is left incomplete (the text may end here).
+    fn complete(&self) -> bool {
+        self.len == 0
+    }
+
     /// False as soon as `data` makes the text invalid (an incomplete
     /// sequence at the end is kept for the next chunk).
     fn feed(&mut self, mut data: &[u8]) -> bool {
@@ -113,6 +131,11 @@ impl Utf8 {
             Err(_) => false,
         }
     }
+}
+
+/// The first header byte of a text frame, as a binary frame's.
+pub fn as_binary(b0: u8) -> u8 {
+    (b0 & 0xf0) | 0x2
 }
 
 /// (header length, payload length) once the whole header is in `b`.
@@ -169,6 +192,8 @@ fn violation(b0: u8, b1: u8, len: u64) -> Option<String> {
 impl Gate {
     pub fn new(max_frame: usize) -> Gate {
         Gate {
+            rewrites: Vec::new(),
+            kinds: VecDeque::new(),
             state: State::HttpHead(0),
             max_frame: max_frame as u64,
             incident: None,
@@ -182,17 +207,37 @@ impl Gate {
         self.incident.take()
     }
 
+    /// Where, in the input given to the last `next`/`next_run` call, a text
+    /// frame starts whose first byte must be passed on as binary
+    /// ([`as_binary`]).
+    pub fn rewrites(&self) -> &[usize] {
+        &self.rewrites
+    }
+
+    /// Whether the next data message tungstenite returns was text (its
+    /// frames were passed as binary), in order of arrival.
+    pub fn take_message_kind(&mut self) -> Option<bool> {
+        self.kinds.pop_front()
+    }
+
     /// Like [`Gate::next`], but a `Pass` also takes every following frame
     /// that is complete in `input`, fits in `max` and needs no action (no
     /// rule broken, not a close frame, not over the limit, valid UTF-8): so
     /// tungstenite gets a whole run of small frames per read, not one.
     pub fn next_run(&mut self, input: &[u8], max: usize) -> Step {
+        // The HTTP response head is passed alone (no frame bytes may end up
+        // in the handshake's buffer).
+        let in_head = matches!(self.state, State::HttpHead(_));
         let first = self.next(input, max);
+        // (`next` cleared `rewrites` and recorded the first frame's.)
         let Step::Pass(mut total) = first else {
             return first;
         };
+        if in_head {
+            return first;
+        }
         while self.state == State::FrameStart && total < max {
-            match self.whole_clean_frame(&input[total..], max - total) {
+            match self.whole_clean_frame(&input[total..], max - total, total) {
                 Some(n) => total += n,
                 None => break,
             }
@@ -203,7 +248,7 @@ impl Gate {
     /// At a frame boundary: if `input` starts with a whole frame of at most
     /// `max` bytes that can pass as it is, account for it and return its
     /// length; otherwise change nothing.
-    fn whole_clean_frame(&mut self, input: &[u8], max: usize) -> Option<usize> {
+    fn whole_clean_frame(&mut self, input: &[u8], max: usize, at: usize) -> Option<usize> {
         let (hlen, len) = parse_header(input)?;
         let total = usize::try_from(len).ok()?.checked_add(hlen)?;
         if total > input.len() || total > max {
@@ -223,12 +268,14 @@ impl Gate {
                 2 => None,
                 _ => self.text,
             };
+            let fin = b0 & 0x80 != 0;
             if let Some(t) = text.as_mut() {
-                if !t.feed(&input[hlen..total]) {
+                if !t.feed(&input[hlen..total]) || (fin && !t.complete()) {
                     return None;
                 }
             }
-            self.text = if b0 & 0x80 != 0 { None } else { text };
+            self.started(opcode, at);
+            self.text = if fin { None } else { text };
         }
         Some(total)
     }
@@ -236,6 +283,23 @@ impl Gate {
     /// Decide about the start of `input` (at most `max` bytes may pass). The
     /// caller must then pass or drop exactly what the step says.
     pub fn next(&mut self, input: &[u8], max: usize) -> Step {
+        self.rewrites.clear();
+        self.step(input, max)
+    }
+
+    /// A data frame with `opcode` passes, its header at `at` in the input.
+    fn started(&mut self, opcode: u8, at: usize) {
+        match opcode {
+            1 => {
+                self.rewrites.push(at);
+                self.kinds.push_back(true);
+            }
+            2 => self.kinds.push_back(false),
+            _ => {}
+        }
+    }
+
+    fn step(&mut self, input: &[u8], max: usize) -> Step {
         match self.state {
             State::HttpHead(mut matched) => {
                 let mut n = 0;
@@ -262,11 +326,12 @@ impl Gate {
             State::Pass { left, header } => {
                 let n = (left.min(input.len() as u64) as usize).min(max);
                 let in_header = (header as usize).min(n);
-                if self.frame_text && n > in_header {
-                    let ok = self
-                        .text
-                        .as_mut()
-                        .is_none_or(|t| t.feed(&input[in_header..n]));
+                let rest = left - n as u64;
+                if self.frame_text {
+                    let ends = rest == 0 && self.frame_ends_message;
+                    let ok = self.text.as_mut().is_none_or(|t| {
+                        (n == in_header || t.feed(&input[in_header..n])) && (!ends || t.complete())
+                    });
                     if !ok {
                         // Drop the rest of this frame; the message is failed.
                         self.incident = Some(Incident::InvalidUtf8);
@@ -275,7 +340,6 @@ impl Gate {
                         return Step::Drop { n: 0, stop: true };
                     }
                 }
-                let rest = left - n as u64;
                 self.state = if rest == 0 {
                     if self.frame_ends_message {
                         self.text = None;
@@ -347,6 +411,7 @@ impl Gate {
                         2 => self.text = None,
                         _ => {} // continuation: same message
                     }
+                    self.started(opcode, 0);
                     self.frame_text = self.text.is_some();
                     self.frame_ends_message = b0 & 0x80 != 0;
                 } else {
@@ -357,7 +422,7 @@ impl Gate {
                     left: hlen as u64 + len,
                     header: hlen as u64,
                 };
-                self.next(input, max)
+                self.step(input, max)
             }
         }
     }
@@ -531,6 +596,50 @@ mod tests {
         assert_eq!(g.next_run(b"\x01\x01\xe2\x80\x02\x82", 1000), Step::Pass(3));
         assert_eq!(g.next_run(b"\x80\x02\x82\xac\x81", 1000), Step::Pass(4));
         assert_eq!(g.take_incident(), None);
+    }
+
+    #[test]
+    fn text_frames_are_passed_as_binary_and_kinds_kept_in_order() {
+        let mut g = opened(100);
+        // text "a", binary "b", fragmented text "c" + "d" with a ping between.
+        let input = b"\x81\x01a\x82\x01b\x01\x01c\x89\x00\x80\x01d";
+        assert_eq!(g.next_run(input, 1000), Step::Pass(input.len()));
+        assert_eq!(g.rewrites(), &[0, 6]);
+        assert_eq!(as_binary(0x81), 0x82);
+        assert_eq!(as_binary(0x01), 0x02);
+        assert_eq!(g.take_message_kind(), Some(true));
+        assert_eq!(g.take_message_kind(), Some(false));
+        assert_eq!(g.take_message_kind(), Some(true));
+        assert_eq!(g.take_message_kind(), None);
+        // A frame passed in pieces is rewritten where its header is.
+        let mut g = opened(100);
+        assert_eq!(g.next_run(b"\x82\x02x", 1000), Step::Pass(3));
+        assert_eq!(g.rewrites(), &[] as &[usize]);
+        assert_eq!(g.next_run(b"y\x81\x01z", 1000), Step::Pass(4));
+        assert_eq!(g.rewrites(), &[1]);
+    }
+
+    #[test]
+    fn text_ending_inside_a_utf8_sequence_is_invalid() {
+        // "\xe2\x82" is the start of a 3-byte sequence; the message ends there.
+        let mut g = opened(100);
+        assert_eq!(
+            g.next_run(b"\x81\x02\xe2\x82", 1000),
+            Step::Drop { n: 0, stop: true }
+        );
+        assert_eq!(g.take_incident(), Some(Incident::InvalidUtf8));
+        // Same, ended by an empty final continuation frame, after a run.
+        let mut g = opened(100);
+        assert_eq!(
+            g.next_run(b"\x81\x01a\x01\x01\xe2\x80\x00", 1000),
+            Step::Pass(6)
+        );
+        assert_eq!(g.take_incident(), None);
+        assert_eq!(
+            g.next_run(b"\x80\x00", 1000),
+            Step::Drop { n: 0, stop: true }
+        );
+        assert_eq!(g.take_incident(), Some(Incident::InvalidUtf8));
     }
 
     #[test]

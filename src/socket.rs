@@ -770,14 +770,22 @@ impl Conn<'_> {
         let mut incident: Option<Incident> = None;
         while self.deferred.is_none() {
             match ws.read() {
-                Ok(Message::Text(t)) => {
+                // The gate hands text over as binary (it validated the
+                // UTF-8 itself) and says which messages were text.
+                Ok(Message::Binary(b)) => {
+                    let text = ws.get_mut().take_message_kind() == Some(true);
                     if !self.failed {
-                        self.out.push(Event::text(t.as_bytes()));
+                        self.out.push(if text {
+                            Event::text(&b)
+                        } else {
+                            Event::binary(&b)
+                        });
                     }
                 }
-                Ok(Message::Binary(b)) => {
+                Ok(Message::Text(t)) => {
+                    let _ = ws.get_mut().take_message_kind();
                     if !self.failed {
-                        self.out.push(Event::binary(&b));
+                        self.out.push(Event::text(t.as_bytes()));
                     }
                 }
                 // Close frames are taken out by the gate; ping/pong/raw frames

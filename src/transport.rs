@@ -14,7 +14,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::ClientConnection;
 
-use crate::gate::{Gate, Incident, Step};
+use crate::gate::{self, Gate, Incident, Step};
 
 /// Largest chunk read from the socket before it is parsed.
 pub const MAX_READ_CHUNK: usize = 256 * 1024;
@@ -161,6 +161,12 @@ impl Transport {
 
     pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection, max_frame: usize) -> Self {
         Self::new(sock, Some(Box::new(conn)), max_frame)
+    }
+
+    /// Whether the data message tungstenite just returned was text (the
+    /// gate passes text frames as binary, see [`crate::gate`]).
+    pub fn take_message_kind(&mut self) -> Option<bool> {
+        self.gate.take_message_kind()
     }
 
     /// What the frame gate reported since the last call, if anything.
@@ -364,6 +370,9 @@ impl Read for Transport {
             match self.gate.next_run(input, buf.len()) {
                 Step::Pass(n) => {
                     buf[..n].copy_from_slice(&self.input()[..n]);
+                    for &at in self.gate.rewrites() {
+                        buf[at] = gate::as_binary(buf[at]);
+                    }
                     self.consume(n);
                     return Ok(n);
                 }

@@ -66,13 +66,18 @@ impl Read for FuzzStream<'_> {
                     Err(io::ErrorKind::WouldBlock.into())
                 };
             }
-            match self.gate.next(input, buf.len()) {
+            match self.gate.next_run(input, buf.len()) {
                 Step::Pass(n) => {
                     assert!(
                         n <= input.len() && n <= buf.len(),
                         "gate passed more than it may"
                     );
                     buf[..n].copy_from_slice(&input[..n]);
+                    // As the library does: text frames go on as binary.
+                    for &at in self.gate.rewrites() {
+                        assert!(at < n, "rewrite outside the passed bytes");
+                        buf[at] = wsbridge::gate::as_binary(buf[at]);
+                    }
                     self.pos += n;
                     return Ok(n);
                 }
