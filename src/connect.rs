@@ -96,7 +96,9 @@ impl Waiter<'_> {
 pub fn ws_config(opts: &Options) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
-        .write_buffer_size(64 * 1024)
+        // No buffering in tungstenite: its frames (pongs, close) go into the
+        // outbox at once, behind the data frames sent before them.
+        .write_buffer_size(0)
         .max_write_buffer_size(usize::MAX)
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size))

@@ -5,6 +5,7 @@
 //! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls) under tungstenite;
+//! - [`outbox`]: outgoing frames, framed by the sending host thread, written by it or the I/O thread;
 //! - [`gate`]: which incoming bytes tungstenite sees (frame-header checks, size limit, close frames);
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
@@ -23,6 +24,7 @@ pub mod ffi;
 pub mod gate;
 pub mod notify;
 pub mod options;
+pub mod outbox;
 pub mod registry;
 pub mod socket;
 pub mod tls;

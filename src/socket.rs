@@ -26,6 +26,7 @@ use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled};
 use crate::gate::{self, Incident};
 use crate::notify::Notify;
 use crate::options::Options;
+use crate::outbox::{self, Outbox};
 use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
 
@@ -49,7 +50,7 @@ impl State {
     }
 }
 
-/// Sends closer together than this are a burst: they are queued for the
+/// Sends closer together than this are a burst: they are left in the outbox for the
 /// I/O thread (batched writes) instead of written by the caller.
 const BURST_GAP: Duration = Duration::from_micros(5);
 
@@ -63,22 +64,11 @@ const LINGER: Duration = Duration::from_secs(1);
 
 struct Core {
     ws: Option<WebSocket<Transport>>,
-    /// Messages waiting for the I/O thread (sent while connecting, or behind
-    /// a write that would block).
-    queue: VecDeque<(Message, usize)>,
-    /// Payload bytes in `queue`.
-    queued_bytes: usize,
-    /// Payload bytes handed to tungstenite but not yet flushed to the socket.
-    unflushed_bytes: usize,
-    /// Bytes wait in tungstenite's write buffer (a write hit WouldBlock, or
-    /// a burst was framed by the caller): the I/O thread flushes them.
-    flush_pending: bool,
+    /// Messages sent while connecting: (opcode, payload). The I/O thread
+    /// moves them into the outbox, in order, once open.
+    queue: VecDeque<(u8, Vec<u8>)>,
     /// Set by wsb_close/wsb_free, taken by the I/O thread.
     close_request: Option<CloseFrame>,
-    /// A write from a host thread failed: the I/O thread reports it.
-    write_error: Option<Error>,
-    /// When the last message was sent (either path).
-    last_send: Option<Instant>,
 }
 
 pub struct Socket {
@@ -87,6 +77,8 @@ pub struct Socket {
     core: Mutex<Core>,
     pub events: EventQueue,
     pub notify: Notify,
+    /// Frames waiting for the socket (own lock: see [`crate::outbox`]).
+    outbox: Arc<Mutex<Outbox>>,
     waker: Waker,
     wake_pending: AtomicBool,
     abort: AtomicBool,
@@ -115,13 +107,9 @@ impl Socket {
             core: Mutex::new(Core {
                 ws: None,
                 queue: VecDeque::new(),
-                queued_bytes: 0,
-                unflushed_bytes: 0,
-                flush_pending: false,
                 close_request: None,
-                write_error: None,
-                last_send: None,
             }),
+            outbox: Arc::default(),
             events: EventQueue::default(),
             notify: Notify::default(),
             waker,
@@ -179,12 +167,13 @@ impl Socket {
     }
 
     pub fn buffered_amount(&self) -> usize {
-        let c = self.core.lock();
-        c.queued_bytes + c.unflushed_bytes
+        self.outbox.lock().buffered()
     }
 
-    /// Queue or write one message. Never blocks on the network.
-    pub fn send(&self, msg: Message, len: usize) -> Result<()> {
+    /// Queue or write one message (`opcode` 1 text, 2 binary, 9 ping).
+    /// Never blocks on the network.
+    pub fn send(&self, opcode: u8, payload: &[u8]) -> Result<()> {
+        let len = payload.len();
         if len > self.max_message_size {
             return Err(Error::new(
                 Code::WSB_ERR_MESSAGE_TOO_LARGE,
@@ -194,15 +183,75 @@ impl Socket {
                 ),
             ));
         }
-        let mut core = self.core.lock();
-        let state = self.state();
-        if !matches!(state, State::Connecting | State::Open) || core.close_request.is_some() {
-            return Err(Error::new(
-                Code::WSB_ERR_NOT_OPEN,
-                "socket is closing or closed",
-            ));
+        let not_open = || Error::new(Code::WSB_ERR_NOT_OPEN, "socket is closing or closed");
+        if self.state() == State::Connecting {
+            // Held in order until open: the I/O thread moves the queue into
+            // the outbox and sets Open under the core lock, so nothing sent
+            // after it can overtake it.
+            let mut core = self.core.lock();
+            match self.state() {
+                State::Connecting => {
+                    let mut ob = self.outbox.lock();
+                    self.check_limit(&ob, len)?;
+                    ob.queued_payload += len;
+                    core.queue.push_back((opcode, payload.to_vec()));
+                    return Ok(());
+                }
+                State::Open => drop(core),
+                _ => return Err(not_open()),
+            }
         }
-        let buffered = core.queued_bytes + core.unflushed_bytes;
+        let mut ob = self.outbox.lock();
+        // wsb_close sets Closing before the close frame is framed, and that
+        // needs this lock: no data frame can follow the close frame.
+        if self.state() != State::Open {
+            return Err(not_open());
+        }
+        self.check_limit(&ob, len)?;
+        let was_empty = ob.is_empty();
+        ob.push_frame(opcode, payload);
+        // Write from the calling thread when the socket is idle: lowest
+        // latency, no hand-off. In a burst (sends closer together than
+        // BURST_GAP), or behind frames not yet written, leave the frames to
+        // the I/O thread, which writes many per syscall, unless FLUSH_AT
+        // bytes have piled up. Never while the socket is known to be full.
+        let now = Instant::now();
+        let idle = ob
+            .last_send
+            .is_none_or(|t| now.duration_since(t) > BURST_GAP);
+        ob.last_send = Some(now);
+        let write_now = ((idle && was_empty) || ob.unwritten().len() >= outbox::FLUSH_AT)
+            && !ob.blocked
+            && ob.error.is_none();
+        if write_now {
+            match ob.flush_plain() {
+                Some(Ok(true)) => return Ok(()),
+                Some(Ok(false)) => {} // would block: the I/O thread waits for writability
+                Some(Err(e)) => ob.error = Some(e),
+                None => {
+                    // TLS: encrypting needs the connection; only if it is free.
+                    drop(ob);
+                    if let Some(mut core) = self.core.try_lock() {
+                        if let Some(ws) = core.ws.as_mut() {
+                            match ws.get_mut().flush_outbox() {
+                                Ok(true) => return Ok(()),
+                                Ok(false) => {}
+                                Err(e) => self.outbox.lock().error = Some(e),
+                            }
+                        }
+                    }
+                    self.wake();
+                    return Ok(());
+                }
+            }
+        }
+        drop(ob);
+        self.wake();
+        Ok(())
+    }
+
+    fn check_limit(&self, ob: &Outbox, len: usize) -> Result<()> {
+        let buffered = ob.buffered();
         if buffered > 0 && buffered + len > self.send_queue_limit {
             return Err(Error::new(
                 Code::WSB_ERR_QUEUE_FULL,
@@ -212,52 +261,6 @@ impl Socket {
                 ),
             ));
         }
-        // Write from the calling thread when the socket is idle: lowest
-        // latency, no hand-off. In a burst (sends closer together than
-        // BURST_GAP) queue instead, so the I/O thread writes many frames
-        // per syscall.
-        let now = Instant::now();
-        let idle = core
-            .last_send
-            .is_none_or(|t| now.duration_since(t) > BURST_GAP);
-        core.last_send = Some(now);
-        let direct = idle
-            && state == State::Open
-            && core.queue.is_empty()
-            && !core.flush_pending
-            && core.write_error.is_none();
-        if direct {
-            // Write from the calling thread: no hand-off, no extra wake-up.
-            let c = &mut *core;
-            let ws = c.ws.as_mut().expect("open socket has a stream");
-            let r = ws.write(msg).and_then(|()| ws.flush());
-            match r {
-                Ok(()) => return Ok(()),
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.unflushed_bytes += len;
-                    c.flush_pending = true;
-                }
-                Err(e) => c.write_error = Some(stream_error(e)),
-            }
-        } else if state == State::Open && core.queue.is_empty() && core.write_error.is_none() {
-            // In a burst: frame (copy + mask) the message on the calling
-            // thread, behind whatever is unflushed, and leave the write to
-            // the I/O thread, which flushes many frames per syscall.
-            let c = &mut *core;
-            let ws = c.ws.as_mut().expect("open socket has a stream");
-            c.unflushed_bytes += len;
-            c.flush_pending = true;
-            match ws.write(msg) {
-                Ok(()) => {}
-                Err(e) if is_would_block(&e) => {}
-                Err(e) => c.write_error = Some(stream_error(e)),
-            }
-        } else {
-            core.queue.push_back((msg, len));
-            core.queued_bytes += len;
-        }
-        drop(core);
-        self.wake();
         Ok(())
     }
 
@@ -453,6 +456,21 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
             }
             return;
         }
+        // From now on all frames go through the outbox; the messages sent
+        // while connecting go first.
+        let mut ws = ws;
+        let plain = !ws.get_ref().is_tls();
+        ws.get_mut().attach_outbox(socket.outbox.clone());
+        {
+            let mut ob = socket.outbox.lock();
+            if plain {
+                ob.attach_socket(sock.clone());
+            }
+            while let Some((opcode, payload)) = core.queue.pop_front() {
+                ob.queued_payload -= payload.len();
+                ob.push_frame(opcode, &payload);
+            }
+        }
         core.ws = Some(ws);
         socket.set_state(State::Open);
         socket.events.push(Event::open(&subprotocol));
@@ -484,6 +502,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
     // state goes away.
     let ws = socket.core.lock().ws.take();
     drop(ws);
+    socket.outbox.lock().close();
 }
 
 /// The I/O thread's view of an open connection.
@@ -570,6 +589,10 @@ impl Conn<'_> {
             if self.done && (self.eof || self.linger_expired()) {
                 return;
             }
+            // Going to sleep: give back what a burst made the buffers grow to.
+            if let Some(ws) = self.socket.core.lock().ws.as_mut() {
+                ws.get_mut().trim(&mut self.rx);
+            }
             let timeout = self.next_timeout();
             match poll.poll(events, timeout) {
                 Ok(()) => {}
@@ -638,11 +661,8 @@ impl Conn<'_> {
             if self.ping_sent.is_none() && now >= self.last_rx + iv && !self.sent_close {
                 let mut core = self.socket.core.lock();
                 if let Some(ws) = core.ws.as_mut() {
-                    match ws.write(Message::Ping(Default::default())) {
-                        Ok(()) => {}
-                        Err(e) if is_would_block(&e) => core.flush_pending = true,
-                        Err(_) => {}
-                    }
+                    // Into the outbox; flushed by the next step.
+                    let _ = ws.write(Message::Ping(Default::default()));
                 }
                 drop(core);
                 self.ping_sent = Some(now);
@@ -701,9 +721,19 @@ impl Conn<'_> {
         if let Some(eof) = input_eof {
             ws.get_mut().supply(&mut self.rx, eof);
         }
-        if let Some(e) = core.write_error.take() {
+        let write_error = {
+            let mut ob = self.socket.outbox.lock();
+            let e = ob.error.take();
+            if e.is_some() {
+                ob.clear();
+            }
+            e
+        };
+        // A write from a host thread failed. After the peer's close that is
+        // expected (it may close TCP at once): the close completes as usual.
+        if let Some(e) = write_error.filter(|_| self.peer_close.is_none()) {
             drop(guard);
-            self.fail_hard(e);
+            self.fail_hard(stream_error(tungstenite::Error::Io(e)));
             return;
         }
         if self.done {
@@ -712,56 +742,14 @@ impl Conn<'_> {
             ws.get_mut().reclaim(&mut self.rx);
             return;
         }
-        // 1. Finish a blocked write, then queued messages, in order, until the
-        //    socket would block.
-        if core.flush_pending {
-            match ws.flush() {
-                Ok(()) => {
-                    core.flush_pending = false;
-                    core.unflushed_bytes = 0;
-                }
-                Err(e) if is_would_block(&e) => {}
-                Err(e) => {
-                    drop(guard);
-                    self.fail_hard(stream_error(e));
-                    return;
-                }
-            }
-        }
-        if !core.flush_pending {
-            while let Some((msg, len)) = core.queue.pop_front() {
-                core.queued_bytes -= len;
-                core.unflushed_bytes += len;
-                match ws.write(msg) {
-                    Ok(()) => {}
-                    Err(e) if is_would_block(&e) => {
-                        core.flush_pending = true;
-                        break;
-                    }
-                    Err(e) if self.peer_close.is_some() => {
-                        let _ = e; // the peer closed first: nothing more may be sent
-                        core.queue.clear();
-                        core.queued_bytes = 0;
-                        break;
-                    }
-                    Err(e) => {
-                        drop(guard);
-                        self.fail_hard(stream_error(e));
-                        return;
-                    }
-                }
-            }
-        }
-        // 2. A requested close goes after everything queued before it.
-        if core.queue.is_empty() && !self.sent_close {
+        // 1. A requested close goes after everything sent before it (all of
+        //    it is in the outbox already: senders frame into it directly).
+        if !self.sent_close {
             if let Some(frame) = core.close_request.take() {
                 self.sent_close = true;
                 self.close_deadline = Some(Instant::now() + self.close_timeout);
-                match ws.close(Some(frame)) {
-                    Ok(()) => {}
-                    Err(e) if is_would_block(&e) => core.flush_pending = true,
-                    Err(_) => {}
-                }
+                // Framed into the outbox; written by the flush below.
+                let _ = ws.close(Some(frame));
             }
         }
         // 3. Parse everything supplied, until the input runs out or the
@@ -801,7 +789,8 @@ impl Conn<'_> {
                 }
             }
         }
-        // 4. Flush what the above produced (pongs, our close).
+        // 4. Flush the outbox: data frames from senders, and what the above
+        //    produced (pongs, our close).
         let flushed = self.flush(core);
         core.ws
             .as_mut()
@@ -841,22 +830,18 @@ impl Conn<'_> {
         }
     }
 
-    /// Flush tungstenite's buffer to the socket; true if everything is out.
+    /// Write the outbox to the socket; true if everything is out.
     fn flush(&mut self, core: &mut Core) -> bool {
         let Some(ws) = core.ws.as_mut() else {
             return false;
         };
-        match ws.flush() {
-            Ok(()) => {
-                core.flush_pending = false;
-                core.unflushed_bytes = 0;
-                true
-            }
-            Err(e) if is_would_block(&e) => {
-                core.flush_pending = true;
+        match ws.get_mut().flush_outbox() {
+            Ok(all) => all,
+            Err(_) => {
+                // The read side reports the broken connection.
+                self.socket.outbox.lock().clear();
                 false
             }
-            Err(_) => false,
         }
     }
 
@@ -876,17 +861,12 @@ impl Conn<'_> {
         self.close_deadline
             .get_or_insert(Instant::now() + self.close_timeout);
         let mut core = self.socket.core.lock();
-        core.queue.clear();
-        core.queued_bytes = 0;
         core.close_request = None;
         if !self.sent_close {
             self.sent_close = true;
             if let Some(ws) = core.ws.as_mut() {
-                match ws.close(frame) {
-                    Ok(()) => {}
-                    Err(e) if is_would_block(&e) => core.flush_pending = true,
-                    Err(_) => {}
-                }
+                // Into the outbox, behind the data already sent.
+                let _ = ws.close(frame);
             }
         }
         let flushed = self.flush(&mut core);

@@ -12,9 +12,11 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
+use parking_lot::Mutex;
 use rustls::ClientConnection;
 
 use crate::gate::{self, Gate, Incident, Step};
+use crate::outbox::Outbox;
 
 /// Largest chunk read from the socket before it is parsed.
 pub const MAX_READ_CHUNK: usize = 256 * 1024;
@@ -35,6 +37,9 @@ pub struct Transport {
     plain_pos: usize,
     /// What may be handed to tungstenite (see [`crate::gate`]).
     gate: Gate,
+    /// Once open: where writes go (see [`crate::outbox`]). Before (during
+    /// the TLS handshake and the upgrade) writes go straight to the socket.
+    outbox: Option<Arc<Mutex<Outbox>>>,
 }
 
 /// Bytes read from the socket: `data[..end]` is filled. `data` keeps its
@@ -151,6 +156,7 @@ impl Transport {
             plain: RxBuf::new(),
             plain_pos: 0,
             gate: Gate::new(max_frame),
+            outbox: None,
         }
     }
 
@@ -161,6 +167,44 @@ impl Transport {
 
     pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection, max_frame: usize) -> Self {
         Self::new(sock, Some(Box::new(conn)), max_frame)
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The connection is open: from now on writes go into `outbox`.
+    pub fn attach_outbox(&mut self, outbox: Arc<Mutex<Outbox>>) {
+        self.outbox = Some(outbox);
+    }
+
+    /// Write the outbox to the socket (encrypting it for TLS): Ok(true) once
+    /// all of it is out, Ok(false) if the socket would block.
+    pub fn flush_outbox(&mut self) -> io::Result<bool> {
+        let Some(outbox) = self.outbox.clone() else {
+            return Ok(true);
+        };
+        let mut ob = outbox.lock();
+        if self.tls.is_none() {
+            return ob.write_to(&*self.sock);
+        }
+        loop {
+            if !ob.is_empty() {
+                let tls = self.tls.as_deref_mut().expect("tls transport");
+                let n = tls.writer().write(ob.unwritten())?;
+                ob.advance(n);
+                if n > 0 {
+                    continue;
+                }
+            }
+            // rustls's buffer is full, or everything is in it: send records.
+            match self.write_tls() {
+                Ok(()) if ob.is_empty() => return Ok(true),
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Whether the data message tungstenite just returned was text (the
@@ -189,7 +233,7 @@ impl Transport {
     }
 
     /// Give the (emptied) receive buffer back for the next raw read, keeping
-    /// unconsumed bytes. Shrinks a buffer that grew for a burst.
+    /// unconsumed bytes.
     pub fn reclaim(&mut self, buf: &mut RxBuf) {
         if self.rx_pos >= self.rx.len() {
             self.rx.clear();
@@ -198,9 +242,16 @@ impl Transport {
                 std::mem::swap(&mut self.rx, buf);
             }
         }
-        if buf.data.len() > 4 * MIN_READ_CHUNK && buf.is_empty() {
-            buf.data.truncate(MIN_READ_CHUNK);
-            buf.data.shrink_to(MIN_READ_CHUNK);
+    }
+
+    /// Shrink receive buffers that grew for a burst (call when going idle:
+    /// during a burst they are reused as they are).
+    pub fn trim(&mut self, buf: &mut RxBuf) {
+        for b in [&mut self.rx, buf] {
+            if b.data.len() > 4 * MIN_READ_CHUNK && b.is_empty() {
+                b.data.truncate(MIN_READ_CHUNK);
+                b.data.shrink_to(MIN_READ_CHUNK);
+            }
         }
     }
 
@@ -433,6 +484,11 @@ impl Transport {
 
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(outbox) = &self.outbox {
+            // tungstenite writes whole frames: they stay whole in the outbox.
+            outbox.lock().push_raw(buf);
+            return Ok(buf.len());
+        }
         let Some(tls) = self.tls.as_deref_mut() else {
             return (&*self.sock).write(buf);
         };
@@ -455,6 +511,12 @@ impl Write for Transport {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.outbox.is_some() {
+            return match self.flush_outbox()? {
+                true => Ok(()),
+                false => Err(would_block()),
+            };
+        }
         self.write_tls()
     }
 }

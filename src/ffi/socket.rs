@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
-use tungstenite::{Bytes, Message};
 
 use super::options::with_options;
 use super::types::{wsb_event, wsb_event_kind, wsb_notify_fn, wsb_options, wsb_socket, wsb_state};
@@ -67,8 +66,8 @@ pub extern "C" fn wsb_wait_open(s: wsb_socket, timeout_ms: u32) -> wsb_result {
     boundary(|| registry::get(s)?.wait_open(ms(timeout_ms)))
 }
 
-fn send(s: wsb_socket, msg: Message, len: usize) -> Result<Code> {
-    registry::with(s, |sock| sock.send(msg, len))?;
+fn send(s: wsb_socket, opcode: u8, payload: &[u8]) -> Result<Code> {
+    registry::with(s, |sock| sock.send(opcode, payload))?;
     Ok(Code::WSB_OK)
 }
 
@@ -95,7 +94,7 @@ pub extern "C" fn wsb_send_text(s: wsb_socket, data: *const c_char, len: usize) 
                 ),
             )
         })?;
-        send(s, Message::Text(text.to_owned().into()), len)
+        send(s, 1, text.as_bytes())
     })
 }
 
@@ -106,7 +105,7 @@ pub extern "C" fn wsb_send_binary(s: wsb_socket, data: *const c_void, len: usize
     boundary(|| {
         // SAFETY: NULL-checked in bytes (unless len is 0); the caller provides len bytes.
         let b = unsafe { bytes(data.cast(), len, "data") }?;
-        send(s, Message::Binary(Bytes::copy_from_slice(b)), len)
+        send(s, 2, b)
     })
 }
 
@@ -123,7 +122,7 @@ pub extern "C" fn wsb_ping(s: wsb_socket, data: *const c_void, len: usize) -> ws
         }
         // SAFETY: NULL-checked in bytes (unless len is 0); the caller provides len bytes.
         let b = unsafe { bytes(data.cast(), len, "data") }?;
-        send(s, Message::Ping(Bytes::copy_from_slice(b)), len)
+        send(s, 9, b)
     })
 }
 

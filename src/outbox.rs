@@ -1,0 +1,259 @@
+//! The outgoing side of an open connection: frames waiting for the socket.
+//!
+//! Host threads frame their data messages straight into the outbox (one copy
+//! of the payload, masked as it is copied) under the outbox's own lock, so
+//! sending never waits for the I/O thread's parsing, which holds the
+//! connection lock. tungstenite's own frames (pongs, close) come in through
+//! the transport's `Write` and land behind whatever is already queued. Only
+//! whole frames are appended, so frames from both never interleave.
+//!
+//! The bytes are plaintext: for TLS they are encrypted when flushed, which
+//! needs the connection lock (see `Transport::flush_outbox`).
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+/// Past this many unwritten bytes a sender in a burst flushes itself.
+pub const FLUSH_AT: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+pub struct Outbox {
+    buf: Vec<u8>,
+    /// `buf[pos..]` is not written yet.
+    pos: usize,
+    /// Data frames not completely written: (end offset in `buf`, payload bytes).
+    frames: VecDeque<(usize, usize)>,
+    /// Payload bytes of data frames not completely written.
+    unwritten_payload: usize,
+    /// Messages queued before the connection opened (payload bytes), counted
+    /// here so the limit covers both.
+    pub queued_payload: usize,
+    /// The last write would have blocked: the I/O thread writes the rest
+    /// when the socket is writable; host threads do not try meanwhile.
+    pub blocked: bool,
+    /// A write failed: the I/O thread reports it.
+    pub error: Option<io::Error>,
+    /// When a host thread last sent a message.
+    pub last_send: Option<Instant>,
+    /// Plain connections: the socket, so host threads can write directly.
+    /// (TLS connections encrypt under the connection lock instead.)
+    sock: Option<Arc<TcpStream>>,
+}
+
+impl Outbox {
+    /// A plain connection opened: host threads may write to `sock`.
+    pub fn attach_socket(&mut self, sock: Arc<TcpStream>) {
+        self.sock = Some(sock);
+    }
+
+    /// The connection is gone: drop what is left, and the socket.
+    pub fn close(&mut self) {
+        self.clear();
+        self.queued_payload = 0;
+        self.sock = None;
+    }
+
+    /// Plain connections: write to the socket until done (Some(Ok(true))) or
+    /// it would block. None for TLS (see `Transport::flush_outbox`).
+    pub fn flush_plain(&mut self) -> Option<io::Result<bool>> {
+        let sock = self.sock.take()?;
+        let r = self.write_to(&*sock);
+        self.sock = Some(sock);
+        Some(r)
+    }
+
+    /// Payload bytes sent but not yet written (for `wsb_buffered_amount`).
+    pub fn buffered(&self) -> usize {
+        self.queued_payload + self.unwritten_payload
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// Bytes not yet written.
+    pub fn unwritten(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Append one frame sent by the host (client to server: masked).
+    pub fn push_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let len = payload.len();
+        let mut head = [0u8; 14];
+        head[0] = 0x80 | opcode;
+        let n = match len {
+            0..=125 => {
+                head[1] = 0x80 | len as u8;
+                2
+            }
+            126..=0xffff => {
+                head[1] = 0x80 | 126;
+                head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                4
+            }
+            _ => {
+                head[1] = 0x80 | 127;
+                head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+                10
+            }
+        };
+        let mask: [u8; 4] = rand::random();
+        head[n..n + 4].copy_from_slice(&mask);
+        self.buf.reserve(n + 4 + len);
+        self.buf.extend_from_slice(&head[..n + 4]);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(payload);
+        apply_mask(&mut self.buf[start..], mask);
+        self.frames.push_back((self.buf.len(), len));
+        self.unwritten_payload += len;
+    }
+
+    /// Append bytes framed elsewhere (tungstenite's control frames).
+    pub fn push_raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// `n` more bytes were written (or taken by TLS).
+    pub fn advance(&mut self, n: usize) {
+        self.pos += n;
+        while let Some(&(end, payload)) = self.frames.front() {
+            if end > self.pos {
+                break;
+            }
+            self.frames.pop_front();
+            self.unwritten_payload -= payload;
+        }
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            self.frames.clear();
+            if self.buf.capacity() > 4 * FLUSH_AT {
+                self.buf.shrink_to(FLUSH_AT);
+            }
+        } else if self.pos > FLUSH_AT && self.pos > self.buf.len() / 2 {
+            // Keep the front short without moving bytes on every write.
+            self.buf.drain(..self.pos);
+            for f in &mut self.frames {
+                f.0 -= self.pos;
+            }
+            self.pos = 0;
+        }
+    }
+
+    /// Write to `w` until done (Ok(true)) or it would block (Ok(false)).
+    pub fn write_to(&mut self, mut w: impl Write) -> io::Result<bool> {
+        self.blocked = false;
+        while !self.is_empty() {
+            match w.write(self.unwritten()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Drop everything not written (the connection is gone or closing).
+    pub fn clear(&mut self) {
+        let n = self.buf.len() - self.pos;
+        self.advance(n);
+    }
+}
+
+/// XOR `buf` with the 4-byte `mask`, eight bytes at a time.
+fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
+    let m = u32::from_ne_bytes(mask);
+    let wide = u64::from(m) | (u64::from(m) << 32);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = u64::from_ne_bytes(c.try_into().expect("8 bytes")) ^ wide;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unmask a frame written by `push_frame`: (opcode, payload).
+    fn decode(b: &[u8]) -> (u8, Vec<u8>, usize) {
+        assert_eq!(b[1] & 0x80, 0x80, "client frames are masked");
+        let (len, mut at) = match b[1] & 0x7f {
+            126 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        let mask = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        at += 4;
+        let payload = b[at..at + len]
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x ^ mask[i % 4])
+            .collect();
+        (b[0], payload, at + len)
+    }
+
+    #[test]
+    fn frames_round_trip_at_every_length_class() {
+        for len in [0usize, 1, 7, 8, 9, 125, 126, 127, 1000, 65535, 65536, 70000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut o = Outbox::default();
+            o.push_frame(0x2, &payload);
+            assert_eq!(o.buffered(), len);
+            let (b0, got, used) = decode(o.unwritten());
+            assert_eq!(b0, 0x82);
+            assert_eq!(got, payload, "len {len}");
+            assert_eq!(used, o.unwritten().len());
+        }
+    }
+
+    #[test]
+    fn accounting_follows_partial_writes() {
+        let mut o = Outbox::default();
+        o.push_frame(0x1, b"hello");
+        o.push_raw(b"\x8a\x80\x00\x00\x00\x00"); // a pong from tungstenite
+        o.push_frame(0x2, &[9; 200]);
+        assert_eq!(o.buffered(), 205);
+        let first = 2 + 4 + 5;
+        o.advance(first - 1);
+        assert_eq!(o.buffered(), 205);
+        o.advance(1);
+        assert_eq!(o.buffered(), 200);
+        let mut out = Vec::new();
+        assert!(o.write_to(&mut out).unwrap());
+        assert_eq!(o.buffered(), 0);
+        assert!(o.is_empty());
+        assert_eq!(&out[..6], b"\x8a\x80\x00\x00\x00\x00");
+    }
+
+    #[test]
+    fn mask_matches_the_bytewise_definition() {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len as u8).collect();
+            let mut fast = data.clone();
+            apply_mask(&mut fast, mask);
+            let slow: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(fast, slow);
+        }
+    }
+}
