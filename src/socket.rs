@@ -2,10 +2,12 @@
 //! socket's own I/O thread, the send/close paths (host side) and the I/O
 //! thread's loop.
 //!
-//! Locks: `core` (protocol state and write side) may be held while taking the
-//! event queue's lock, never the other way round; neither is held while the
-//! notify callback runs. Nothing under `core` blocks on the network: the
-//! socket is non-blocking and reads happen outside the lock.
+//! Locks, in the order they may be taken: `core` (tungstenite, TLS, the
+//! parse side), then `outbox` (frames waiting for the socket), then the event
+//! queue's. Senders take only `outbox` (for TLS they try `core` after
+//! releasing it), so sending does not wait for parsing. None is held while
+//! the notify callback runs. Nothing under a lock blocks on the network: the
+//! socket is non-blocking and reads happen outside the locks.
 
 use std::collections::VecDeque;
 use std::io;
