@@ -314,6 +314,50 @@ fn messages_sent_while_connecting_go_out_in_order() {
 }
 
 #[test]
+fn a_sender_running_across_the_open_keeps_its_order() {
+    // One thread sends from the moment wsb_connect returns, so some
+    // messages are queued while CONNECTING and the rest go straight out
+    // after OPEN: none may overtake another.
+    let srv = server();
+    let ws = Ws::connect(&srv.url("/echo"), None).unwrap();
+    let s = ws.0;
+    let sender = std::thread::spawn(move || {
+        for i in 0..2000 {
+            let msg = format!("m{i}");
+            assert_eq!(wsb_send_text(s, msg.as_ptr().cast(), msg.len()), WSB_OK);
+        }
+    });
+    assert_eq!(ws.expect(WSB_EVENT_OPEN).kind, WSB_EVENT_OPEN);
+    for i in 0..2000 {
+        assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), format!("m{i}"));
+    }
+    sender.join().unwrap();
+}
+
+#[test]
+fn everything_sent_before_close_arrives_before_it() {
+    let srv = server();
+    let ws = Ws::open(&srv.url("/echo"), None);
+    let big = vec![7u8; 300_000];
+    for i in 0..500 {
+        assert_eq!(ws.send_text(&format!("t{i}")), WSB_OK);
+        if i % 100 == 0 {
+            assert_eq!(ws.send_binary(&big), WSB_OK);
+        }
+    }
+    assert_eq!(ws.close(1000, Some("done")), WSB_OK);
+    for i in 0..500 {
+        assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), format!("t{i}"));
+        if i % 100 == 0 {
+            assert_eq!(ws.expect(WSB_EVENT_BINARY).data.len(), big.len());
+        }
+    }
+    let ev = ws.expect(WSB_EVENT_CLOSE);
+    assert_eq!((ev.close_code, ev.clean), (1000, true));
+    assert_eq!(ws.buffered(), 0);
+}
+
+#[test]
 fn refused_port_fails_with_connect_error_then_close() {
     // Bind and drop a listener to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
