@@ -468,6 +468,30 @@ fn tls_with_added_root() {
 }
 
 #[test]
+fn tls_bursts_and_large_messages_in_order() {
+    // The outbox over TLS: bursts framed by the sender, encrypted under the
+    // connection lock, larger than rustls's own send buffer.
+    let srv = server();
+    let o = Opts::new().ca(&srv.ca_pem);
+    let ws = Ws::open(&srv.tls_url("/echo"), Some(&o));
+    let big: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+    for i in 0..2000 {
+        assert_eq!(ws.send_text(&format!("s{i}")), WSB_OK);
+        if i == 1000 {
+            assert_eq!(ws.send_binary(&big), WSB_OK);
+        }
+    }
+    for i in 0..2000 {
+        assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), format!("s{i}"));
+        if i == 1000 {
+            assert!(ws.expect(WSB_EVENT_BINARY).data == big, "4 MiB differs");
+        }
+    }
+    assert_eq!(ws.close(1000, None), WSB_OK);
+    assert!(ws.expect(WSB_EVENT_CLOSE).clean);
+}
+
+#[test]
 fn tls_untrusted_certificate_fails() {
     let srv = server();
     let ws = Ws::connect(&srv.tls_url("/echo"), None).unwrap();
