@@ -250,12 +250,15 @@ fn until_close_within(ws: &Ws, ms: u32) -> Vec<Ev> {
 }
 
 struct Measured {
-    /// Peak growth from before connect until OPEN (the connection's own cost).
+    /// Peak growth from before connect until OPEN was polled: mostly the
+    /// connection's own cost (the peer may already be flooding by then).
     open: usize,
     /// Peak growth from before connect until CLOSE.
     whole: usize,
-    /// Still allocated after the socket was freed and its thread joined.
-    left: usize,
+    /// Change of the bytes allocated, from before connect to after the
+    /// socket was freed and its thread joined (the peer's 64 KiB buffer,
+    /// allocated before and freed since, counts as -65536).
+    left: i64,
     evs: Vec<Ev>,
     peer: PeerEnd,
 }
@@ -274,7 +277,7 @@ fn run(flood: Flood, opts: &Opts) -> Measured {
     // are serialised, so no other socket is affected.
     wsb_shutdown(5000);
     assert_eq!(io_threads(), 0);
-    let left = CURRENT.load(Ordering::Relaxed).saturating_sub(base);
+    let left = CURRENT.load(Ordering::Relaxed) as i64 - base as i64;
     Measured {
         open,
         whole,
@@ -287,7 +290,7 @@ fn run(flood: Flood, opts: &Opts) -> Measured {
 fn report(what: &str, m: &Measured) {
     eprintln!(
         "memory: {what}: peer streamed {} ({}), peak allocation growth {} \
-         (of which {} until OPEN), {} bytes still allocated after the end; events {:?}",
+         (of which {} until OPEN), net change after the end {} bytes; events {:?}",
         mib(m.peer.streamed),
         if m.peer.cut_off {
             "cut off by the client"
