@@ -243,19 +243,29 @@ pub fn kinds(evs: &[Ev]) -> Vec<wsb_event_kind> {
 
 /// The library's I/O threads now alive in this process (by thread name).
 /// A thread that has exited (and been joined) can still be listed for a
-/// moment as dead/zombie: those are not counted.
+/// moment: as dead/zombie, or even as running while the kernel finishes its
+/// exit (pthread_join returns once the thread has left its memory, before
+/// the task is gone). Those are not counted: their state is Z/X, or their
+/// flags have PF_EXITING, which is set before the joiner is woken.
 pub fn io_threads() -> usize {
+    /// PF_EXITING in include/linux/sched.h.
+    const PF_EXITING: u64 = 0x4;
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
         .filter(|stat| {
-            // "tid (comm) S ...": the name is in parentheses, the state follows.
+            // "tid (comm) S ppid pgrp session tty tpgid flags ...": the name
+            // is in parentheses, the state follows, the flags are 6 further.
             let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
                 return false;
             };
             let name = &stat[open + 1..close];
-            let state = stat[close + 1..].trim_start().chars().next();
-            name.starts_with("wsb-io-") && !matches!(state, Some('Z' | 'X' | 'x'))
+            let mut rest = stat[close + 1..].split_whitespace();
+            let state = rest.next().and_then(|s| s.chars().next());
+            let flags: u64 = rest.nth(5).and_then(|f| f.parse().ok()).unwrap_or(0);
+            name.starts_with("wsb-io-")
+                && !matches!(state, Some('Z' | 'X' | 'x'))
+                && flags & PF_EXITING == 0
         })
         .count()
 }

@@ -1,0 +1,441 @@
+//! Memory bounds against a hostile peer, measured.
+//!
+//! This binary has its own global allocator: a counting wrapper around the
+//! system allocator that tracks the bytes currently allocated and their peak.
+//! The library is linked in as an rlib, so its allocations (and tungstenite's)
+//! are counted; the I/O thread's stack is mmap'd, not allocated, and is not.
+//! The scenarios run one at a time (SERIAL) so that the peak of one is not
+//! mixed with another's.
+//!
+//! The peer is a small raw server in this file (not the shared test server):
+//! it does a real upgrade, then writes frame headers and payload bytes itself,
+//! from one buffer allocated before the measurement starts, so whatever the
+//! peak shows beyond the connection's own needs was allocated by the client.
+//!
+//! Run with `--nocapture` to see the measured numbers.
+
+mod capi;
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use capi::*;
+use support::raw;
+use wsbridge::ffi::library::wsb_shutdown;
+use wsbridge::ffi::types::wsb_event_kind::*;
+use wsbridge::wsb_result::*;
+
+// ---------------------------------------------------------------- counting allocator
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+struct Counting;
+
+fn grew(n: usize) {
+    let now = CURRENT.fetch_add(n, Ordering::Relaxed) + n;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+fn shrank(n: usize) {
+    CURRENT.fetch_sub(n, Ordering::Relaxed);
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees are ours; the counters are only
+// bookkeeping (atomics, no allocation, no panic).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds GlobalAlloc::alloc's contract (non-zero size).
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for alloc.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator (so by System) with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        shrank(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` was allocated by System with `layout`; the caller
+        // upholds realloc's contract for `new_size`.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size > layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                shrank(layout.size() - new_size);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// One scenario at a time (the counters are process-wide).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Start measuring: the peak is reset to what is allocated now.
+fn measure_start() -> usize {
+    let now = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(now, Ordering::Relaxed);
+    now
+}
+
+/// Highest allocation since `measure_start`, above its starting point.
+fn peak_growth(base: usize) -> usize {
+    PEAK.load(Ordering::Relaxed).saturating_sub(base)
+}
+
+fn mib(n: usize) -> String {
+    format!("{:.2} MiB", n as f64 / (1024.0 * 1024.0))
+}
+
+// ---------------------------------------------------------------- hostile peer
+
+const MIB: usize = 1 << 20;
+/// Bytes the peer writes per write call (one buffer, allocated up front).
+const CHUNK: usize = 64 * 1024;
+/// Bound on every blocking read/write of the peer.
+const PEER_IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug)]
+enum Flood {
+    /// One binary frame whose header declares `declared` payload bytes; then
+    /// `total` payload bytes are actually written (never the whole frame).
+    OneFrame { declared: u64, total: usize },
+    /// A binary message in frames of `frame` bytes (first frame opcode 2,
+    /// then continuations, never FIN) until `total` payload bytes are out.
+    Fragments { frame: usize, total: usize },
+}
+
+#[derive(Debug)]
+struct PeerEnd {
+    /// Payload bytes written before the flood ended.
+    streamed: usize,
+    /// The flood ended because a write failed (the client dropped the
+    /// connection) rather than because `total` was reached.
+    cut_off: bool,
+    /// The code of the close frame the client sent, if one arrived.
+    client_close: Option<Option<u16>>,
+}
+
+/// Reads the HTTP request head (bounded) and answers the upgrade.
+fn upgrade(s: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert!(head.len() < 16 * 1024, "request head too long");
+        assert_eq!(s.read(&mut b).expect("read request"), 1, "EOF in request");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).expect("request head is ASCII");
+    let key = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_string())
+        })
+        .expect("Sec-WebSocket-Key");
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    s.write_all(resp.as_bytes()).expect("write 101");
+}
+
+/// A one-connection peer that floods the client as `flood` says. It keeps
+/// writing after the client's close frame (a hostile peer does not stop),
+/// until `total` is out or the client drops the connection; then it shuts
+/// the connection down. Its reader records the client's close frame.
+fn hostile_peer(flood: Flood) -> (u16, JoinHandle<PeerEnd>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Allocated here, before the caller starts measuring.
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(PEER_IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(PEER_IO_TIMEOUT)).unwrap();
+        upgrade(&mut s);
+        let mut r = s.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            // Until EOF, an error or the read timeout: bounded.
+            let mut close = None;
+            while let Ok(Some(f)) = raw::read_frame(&mut r, 1024) {
+                if f.opcode == raw::OP_CLOSE && close.is_none() {
+                    close = Some(f.close_code().map(|(c, _)| c));
+                }
+            }
+            close
+        });
+        let mut streamed = 0;
+        let mut cut_off = false;
+        match flood {
+            Flood::OneFrame { declared, total } => {
+                let mut h = vec![0x82, 127];
+                h.extend_from_slice(&declared.to_be_bytes());
+                cut_off = s.write_all(&h).is_err();
+                while !cut_off && streamed < total {
+                    let n = CHUNK.min(total - streamed);
+                    match s.write_all(&chunk[..n]) {
+                        Ok(()) => streamed += n,
+                        Err(_) => cut_off = true,
+                    }
+                }
+            }
+            Flood::Fragments { frame, total } => {
+                assert!((126..=CHUNK).contains(&frame));
+                let mut first = true;
+                while !cut_off && streamed < total {
+                    let n = frame.min(total - streamed);
+                    let op = if first { raw::OP_BINARY } else { raw::OP_CONT };
+                    first = false;
+                    let mut h = [op, 126, 0, 0];
+                    h[2..].copy_from_slice(&(n as u16).to_be_bytes());
+                    match s.write_all(&h).and_then(|()| s.write_all(&chunk[..n])) {
+                        Ok(()) => streamed += n,
+                        Err(_) => cut_off = true,
+                    }
+                }
+            }
+        }
+        let _ = s.shutdown(Shutdown::Both);
+        let client_close = reader.join().unwrap();
+        PeerEnd {
+            streamed,
+            cut_off,
+            client_close,
+        }
+    });
+    (port, t)
+}
+
+/// Events up to and including CLOSE, each waited for at most `ms`.
+fn until_close_within(ws: &Ws, ms: u32) -> Vec<Ev> {
+    let mut out = Vec::new();
+    loop {
+        let ev = ws
+            .next_within(ms)
+            .unwrap_or_else(|| panic!("no CLOSE within {ms} ms; got {out:?}"));
+        let close = ev.kind == WSB_EVENT_CLOSE;
+        out.push(ev);
+        if close {
+            return out;
+        }
+    }
+}
+
+struct Measured {
+    /// Peak growth from before connect until OPEN was polled: mostly the
+    /// connection's own cost (the peer may already be flooding by then).
+    open: usize,
+    /// Peak growth from before connect until CLOSE.
+    whole: usize,
+    /// Change of the bytes allocated, from before connect to after the
+    /// socket was freed and its thread joined (the peer's 64 KiB buffer,
+    /// allocated before and freed since, counts as -65536).
+    left: i64,
+    evs: Vec<Ev>,
+    peer: PeerEnd,
+}
+
+fn run(flood: Flood, opts: &Opts) -> Measured {
+    let (port, peer) = hostile_peer(flood);
+    let base = measure_start();
+    let ws = Ws::open(&format!("ws://127.0.0.1:{port}/"), Some(opts));
+    let open = peak_growth(base);
+    let evs = until_close_within(&ws, 120_000);
+    let whole = peak_growth(base);
+    drop(ws);
+    let peer = peer.join().unwrap();
+    // Join the I/O thread (wsb_free lets it end in the background), so its
+    // memory is released before the next scenario measures; the scenarios
+    // are serialised, so no other socket is affected.
+    wsb_shutdown(5000);
+    assert_eq!(io_threads(), 0);
+    let left = CURRENT.load(Ordering::Relaxed) as i64 - base as i64;
+    Measured {
+        open,
+        whole,
+        left,
+        evs,
+        peer,
+    }
+}
+
+fn report(what: &str, m: &Measured) {
+    eprintln!(
+        "memory: {what}: peer streamed {} ({}), peak allocation growth {} \
+         (of which {} until OPEN), net change after the end {} bytes; events {:?}",
+        mib(m.peer.streamed),
+        if m.peer.cut_off {
+            "cut off by the client"
+        } else {
+            "all of it"
+        },
+        mib(m.whole),
+        mib(m.open),
+        m.left,
+        m.evs
+            .iter()
+            .map(|e| (e.kind, e.error, e.close_code, e.clean))
+            .collect::<Vec<_>>(),
+    );
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// A frame header declaring 1 GiB, then 64 MiB of real payload, against the
+/// default 64 MiB limit: the frame is refused from its header and skipped
+/// while it streams by, never buffered.
+#[test]
+fn oversize_frame_header_streamed_is_never_buffered() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const TOTAL: usize = 64 * MIB;
+    // A long close timeout so the whole flood passes while the client waits
+    // for a close reply that cannot come (the peer is inside a frame).
+    let o = Opts::new().close_timeout(60_000);
+    let m = run(
+        Flood::OneFrame {
+            declared: 1 << 30,
+            total: TOTAL,
+        },
+        &o,
+    );
+    report("1 GiB frame header, 64 MiB streamed, default limit", &m);
+    assert_eq!(
+        kinds(&m.evs),
+        [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+        "{:?}",
+        m.evs
+    );
+    assert_eq!(m.evs[0].error, WSB_ERR_MESSAGE_TOO_LARGE);
+    assert!(
+        m.evs[0].text().contains("1073741824"),
+        "the detail names the declared size: {}",
+        m.evs[0].text()
+    );
+    // We sent 1009; the peer never answered it (it cannot, mid-frame) and
+    // ended the connection: CLOSE 1006, not clean.
+    assert_eq!(m.peer.client_close, Some(Some(1009)), "{:?}", m.peer);
+    assert_eq!((m.evs[1].close_code, m.evs[1].clean), (1006, false));
+    // The client kept reading (and dropping) the payload until the peer
+    // was done: the bound below held over all 64 MiB.
+    assert_eq!((m.peer.streamed, m.peer.cut_off), (TOTAL, false));
+    // Measured 0.77 MiB, of which 0.28 MiB is the connection's own (until
+    // OPEN): the 64 MiB went through 16 KiB read buffers and were dropped.
+    assert!(
+        m.whole < 4 * MIB,
+        "peak allocation growth {} over the 4 MiB bound",
+        mib(m.whole)
+    );
+}
+
+/// A binary message in 16000-byte fragments, each far under the limit,
+/// whose total goes over it: refused once the total would pass the limit.
+/// What is buffered is bounded by the limit (set small here), not by what
+/// the peer sends.
+#[test]
+fn oversize_message_in_small_fragments_is_bounded_by_the_limit() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const LIMIT: usize = MIB;
+    const TOTAL: usize = 64 * MIB;
+    let o = Opts::new().max_message(LIMIT).close_timeout(60_000);
+    let m = run(
+        Flood::Fragments {
+            frame: 16_000,
+            total: TOTAL,
+        },
+        &o,
+    );
+    report("16000-byte fragments up to 64 MiB, 1 MiB limit", &m);
+    assert_fragments_refused(&m);
+    // Measured 2.49 MiB: the message buffer (tungstenite's Vec, grown by
+    // doubling from the first fragment: 1 024 000 -> 2 048 000 bytes when
+    // the total passes 1 024 000) plus the connection's own ~0.5 MiB.
+    let bound = 2 * LIMIT + 2 * MIB;
+    assert!(
+        m.whole < bound,
+        "peak allocation growth {} over the {} bound",
+        mib(m.whole),
+        mib(bound)
+    );
+}
+
+/// The same with the default limit (64 MiB): the message is buffered up to
+/// the limit before it is refused, by design (messages are delivered whole).
+#[test]
+fn oversize_message_in_fragments_at_the_default_limit() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const LIMIT: usize = 64 * MIB; // the default
+    const TOTAL: usize = 80 * MIB;
+    let o = Opts::new().close_timeout(60_000);
+    let m = run(
+        Flood::Fragments {
+            frame: 16_000,
+            total: TOTAL,
+        },
+        &o,
+    );
+    report(
+        "16000-byte fragments up to 80 MiB, default 64 MiB limit",
+        &m,
+    );
+    assert_fragments_refused(&m);
+    // Measured 125.5 MiB: the buffer doubles from 65 536 000 to 131 072 000
+    // bytes when the total passes 65 536 000 (still under the limit), so a
+    // fragmented message can cost up to about twice the limit. Bound: that,
+    // plus the connection's own needs.
+    let bound = 2 * LIMIT + 4 * MIB;
+    assert!(
+        m.whole < bound,
+        "peak allocation growth {} over the {} bound",
+        mib(m.whole),
+        mib(bound)
+    );
+}
+
+/// Both fragment cases: ERROR (too large), our close 1009 on the wire, and
+/// CLOSE 1006 (the peer never answered it). The client does not wait out
+/// the close timeout: the next fragment after its close frame makes it drop
+/// the connection (the peer's writes then fail: `cut_off` in the report).
+fn assert_fragments_refused(m: &Measured) {
+    assert_eq!(
+        kinds(&m.evs),
+        [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+        "{:?}",
+        m.evs
+    );
+    assert_eq!(m.evs[0].error, WSB_ERR_MESSAGE_TOO_LARGE);
+    assert!(
+        m.evs[0].text().contains("exceeds the limit"),
+        "{}",
+        m.evs[0].text()
+    );
+    assert_eq!(m.peer.client_close, Some(Some(1009)), "{:?}", m.peer);
+    assert_eq!((m.evs[1].close_code, m.evs[1].clean), (1006, false));
+}
