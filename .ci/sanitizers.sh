@@ -2,18 +2,19 @@
 # A sanitizer over the Rust FFI tests (nightly, -Zbuild-std, so std is
 # instrumented too). Skipped with a note where the nightly toolchain or its
 # rust-src is missing, or where it cannot build with the sanitizer.
-#   SAN=address (default): AddressSanitizer over api, faults, misuse, shutdown.
+#   SAN=address (default): AddressSanitizer over api, faults, misuse, shutdown,
+#               shutdown_data.
 #   SAN=thread: ThreadSanitizer over the tests that exercise concurrency
-#               (api, misuse, shutdown, shutdown_race).
+#               (api, misuse, shutdown, shutdown_race, shutdown_data).
 # Any sanitizer report (ERROR: ...Sanitizer / WARNING: ThreadSanitizer) fails
 # the run, even if the tests themselves passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SAN=${SAN:-address}
 case $SAN in
-address) tests=(--test api --test faults --test misuse --test shutdown) ;;
+address) tests=(--test api --test faults --test misuse --test shutdown --test shutdown_data) ;;
 thread)
-    tests=(--test api --test misuse --test shutdown --test shutdown_race)
+    tests=(--test api --test misuse --test shutdown --test shutdown_race --test shutdown_data)
     # Test binaries end without joining every thread (libtest's, the test
     # server's): that is not a race. Races are still reported, and make a
     # test binary exit with 66.

@@ -169,7 +169,8 @@ typedef uint64_t wsb_socket;
  * One event, filled in by wsb_poll() / wsb_wait_event().
  *
  * `data` is owned by the library and stays valid until the next wsb_poll /
- * wsb_wait_event on the same socket, or its wsb_free (copy it to keep it).
+ * wsb_wait_event on the same socket, its wsb_free, or the return of a
+ * wsb_shutdown (copy it to keep it).
  */
 typedef struct wsb_event {
   /**
@@ -451,7 +452,8 @@ enum wsb_result wsb_close(wsb_socket s, uint16_t code, const char *reason);
  * Take the next event: WSB_OK and `*event` filled in, or WSB_EMPTY.
  *
  * `event->data` is owned by the library and valid until the next
- * wsb_poll/wsb_wait_event on this socket or its wsb_free. Never blocks. One
+ * wsb_poll/wsb_wait_event on this socket, its wsb_free, or the return of a
+ * wsb_shutdown (even one running on another thread). Never blocks. One
  * thread at a time may consume a socket's events.
  */
 enum wsb_result wsb_poll(wsb_socket s, struct wsb_event *event);

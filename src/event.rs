@@ -239,12 +239,13 @@ impl EventQueue {
     }
 
     /// Drop everything queued and all later events (after wsb_free nobody can
-    /// poll any more).
+    /// poll any more). The last polled event is kept until the socket itself
+    /// goes: a thread may still be reading its payload while another thread
+    /// runs wsb_shutdown, which releases every socket.
     pub fn discard(&self) {
         let mut g = self.inner.lock();
         g.discard = true;
         g.queue.clear();
-        g.current = None;
         drop(g);
         self.cond.notify_all();
     }

@@ -197,7 +197,8 @@ fn to_c(p: Polled) -> wsb_event {
 /// Take the next event: WSB_OK and `*event` filled in, or WSB_EMPTY.
 ///
 /// `event->data` is owned by the library and valid until the next
-/// wsb_poll/wsb_wait_event on this socket or its wsb_free. Never blocks. One
+/// wsb_poll/wsb_wait_event on this socket, its wsb_free, or the return of a
+/// wsb_shutdown (even one running on another thread). Never blocks. One
 /// thread at a time may consume a socket's events.
 #[no_mangle]
 pub extern "C" fn wsb_poll(s: wsb_socket, event: *mut wsb_event) -> wsb_result {

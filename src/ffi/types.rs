@@ -43,7 +43,8 @@ pub enum wsb_state {
 /// One event, filled in by wsb_poll() / wsb_wait_event().
 ///
 /// `data` is owned by the library and stays valid until the next wsb_poll /
-/// wsb_wait_event on the same socket, or its wsb_free (copy it to keep it).
+/// wsb_wait_event on the same socket, its wsb_free, or the return of a
+/// wsb_shutdown (copy it to keep it).
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
