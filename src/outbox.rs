@@ -131,9 +131,6 @@ impl Outbox {
             self.buf.clear();
             self.pos = 0;
             self.frames.clear();
-            if self.buf.capacity() > 4 * FLUSH_AT {
-                self.buf.shrink_to(FLUSH_AT);
-            }
         } else if self.pos > FLUSH_AT && self.pos > self.buf.len() / 2 {
             // Keep the front short without moving bytes on every write.
             self.buf.drain(..self.pos);
@@ -160,6 +157,14 @@ impl Outbox {
             }
         }
         Ok(true)
+    }
+
+    /// Give back memory a large message made the buffer grow to (called
+    /// when the I/O thread goes idle; while busy it is reused as it is).
+    pub fn trim(&mut self) {
+        if self.is_empty() && self.buf.capacity() > 4 * FLUSH_AT {
+            self.buf = Vec::new();
+        }
     }
 
     /// Drop everything not written (the connection is gone or closing).

@@ -595,6 +595,7 @@ impl Conn<'_> {
             if let Some(ws) = self.socket.core.lock().ws.as_mut() {
                 ws.get_mut().trim(&mut self.rx);
             }
+            self.socket.outbox.lock().trim();
             let timeout = self.next_timeout();
             match poll.poll(events, timeout) {
                 Ok(()) => {}
