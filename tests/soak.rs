@@ -172,7 +172,15 @@ fn soak() {
                         })));
                         continue;
                     }
-                    let pick = socks.lock()[rng.below(n as u64) as usize].clone();
+                    // Pick under the same lock that gives the length: another
+                    // worker may have removed a socket since `n` was read.
+                    let pick = {
+                        let v = socks.lock();
+                        if v.is_empty() {
+                            continue;
+                        }
+                        v[rng.below(v.len() as u64) as usize].clone()
+                    };
                     let mut s = pick.lock();
                     if s.freed {
                         continue; // another thread just freed it
