@@ -714,8 +714,9 @@ impl Conn<'_> {
         self.eof = true;
     }
 
-    /// One round under the lock: supply input, write queued messages, start
-    /// a requested close, parse everything readable, flush.
+    /// One round under the lock: supply input, report a failed write from a
+    /// host thread, start a requested close, parse everything readable,
+    /// flush the outbox.
     fn step(&mut self, input_eof: Option<bool>) {
         let socket = self.socket.clone();
         let mut guard = socket.core.lock();
@@ -755,7 +756,7 @@ impl Conn<'_> {
                 let _ = ws.close(Some(frame));
             }
         }
-        // 3. Parse everything supplied, until the input runs out or the
+        // 2. Parse everything supplied, until the input runs out or the
         //    gate reports something to act on.
         let mut ended: Option<tungstenite::Error> = None;
         let mut incident: Option<Incident> = None;
@@ -792,7 +793,7 @@ impl Conn<'_> {
                 }
             }
         }
-        // 4. Flush the outbox: data frames from senders, and what the above
+        // 3. Flush the outbox: data frames from senders, and what the above
         //    produced (pongs, our close).
         let flushed = self.flush(core);
         core.ws
