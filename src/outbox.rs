@@ -37,7 +37,7 @@ pub struct Outbox {
     pub blocked: bool,
     /// A write failed: the I/O thread reports it.
     pub error: Option<io::Error>,
-    /// When a host thread last sent a message.
+    /// When a host thread last sent a message into an empty outbox.
     pub last_send: Option<Instant>,
     /// Plain connections: the socket, so host threads can write directly.
     /// (TLS connections encrypt under the connection lock instead.)
@@ -159,10 +159,15 @@ impl Outbox {
         Ok(true)
     }
 
+    /// The buffer grew for a large message or a burst and could be given back.
+    pub fn grown(&self) -> bool {
+        self.is_empty() && self.buf.capacity() > 4 * FLUSH_AT
+    }
+
     /// Give back memory a large message made the buffer grow to (called
-    /// when the I/O thread goes idle; while busy it is reused as it is).
+    /// when the socket has gone quiet; while busy it is reused as it is).
     pub fn trim(&mut self) {
-        if self.is_empty() && self.buf.capacity() > 4 * FLUSH_AT {
+        if self.grown() {
             self.buf = Vec::new();
         }
     }

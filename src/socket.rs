@@ -56,6 +56,10 @@ impl State {
 /// I/O thread (batched writes) instead of written by the caller.
 const BURST_GAP: Duration = Duration::from_micros(5);
 
+/// How long a socket must stay quiet before the buffers a burst made grow
+/// are given back.
+const TRIM_AFTER: Duration = Duration::from_millis(20);
+
 /// How long a protocol failure waits for the host to take the messages
 /// that arrived before it (see `Conn::fail_protocol`).
 const FAIL_GRACE: Duration = Duration::from_millis(500);
@@ -163,6 +167,12 @@ impl Socket {
         ev
     }
 
+    /// The next event if one is waiting (the fast path of wsb_wait_event:
+    /// an empty queue goes on to `wait`, which does the idle bookkeeping).
+    pub fn take_ready(&self) -> Option<Polled> {
+        self.events.poll()
+    }
+
     /// wsb_wait_event.
     pub fn wait(&self, timeout: Duration) -> std::result::Result<Option<Polled>, Freed> {
         self.events.wait(timeout, || self.host_idle())
@@ -213,18 +223,22 @@ impl Socket {
         let was_empty = ob.is_empty();
         ob.push_frame(opcode, payload);
         // Write from the calling thread when the socket is idle: lowest
-        // latency, no hand-off. In a burst (sends closer together than
-        // BURST_GAP), or behind frames not yet written, leave the frames to
-        // the I/O thread, which writes many per syscall, unless FLUSH_AT
-        // bytes have piled up. Never while the socket is known to be full.
-        let now = Instant::now();
-        let idle = ob
-            .last_send
-            .is_none_or(|t| now.duration_since(t) > BURST_GAP);
-        ob.last_send = Some(now);
-        let write_now = ((idle && was_empty) || ob.unwritten().len() >= outbox::FLUSH_AT)
-            && !ob.blocked
-            && ob.error.is_none();
+        // latency, no hand-off. In a burst (sends into an empty outbox closer
+        // together than BURST_GAP), or behind frames not yet written, leave
+        // the frames to the I/O thread, which writes many per syscall, unless
+        // FLUSH_AT bytes have piled up. Never while the socket is known to be
+        // full. The clock is read only when the outbox was empty: behind
+        // unwritten frames the answer is "leave it" anyway.
+        let idle = was_empty && {
+            let now = Instant::now();
+            let idle = ob
+                .last_send
+                .is_none_or(|t| now.duration_since(t) > BURST_GAP);
+            ob.last_send = Some(now);
+            idle
+        };
+        let write_now =
+            (idle || ob.unwritten().len() >= outbox::FLUSH_AT) && !ob.blocked && ob.error.is_none();
         if write_now {
             match ob.flush_plain() {
                 Some(Ok(true)) => return Ok(()),
@@ -591,12 +605,15 @@ impl Conn<'_> {
             if self.done && (self.eof || self.linger_expired()) {
                 return;
             }
-            // Going to sleep: give back what a burst made the buffers grow to.
-            if let Some(ws) = self.socket.core.lock().ws.as_mut() {
-                ws.get_mut().trim(&mut self.rx);
+            // Going to sleep. Buffers a burst made grow are given back once
+            // the socket has stayed quiet for TRIM_AFTER: during a busy
+            // stretch they are reused (freeing and growing them again costs
+            // a page fault per 4 KiB).
+            let grown = self.buffers_grown();
+            let mut timeout = self.next_timeout();
+            if grown {
+                timeout = Some(timeout.map_or(TRIM_AFTER, |t| t.min(TRIM_AFTER)));
             }
-            self.socket.outbox.lock().trim();
-            let timeout = self.next_timeout();
             match poll.poll(events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -606,11 +623,29 @@ impl Conn<'_> {
                     return;
                 }
             }
+            if grown && events.is_empty() {
+                self.trim_buffers();
+            }
             readable = events.iter().any(|e| {
                 e.token() == SOCK && (e.is_readable() || e.is_read_closed() || e.is_error())
             });
             self.timers();
         }
+    }
+
+    fn buffers_grown(&self) -> bool {
+        let core = self.socket.core.lock();
+        core.ws
+            .as_ref()
+            .is_some_and(|ws| ws.get_ref().grown(&self.rx))
+            || self.socket.outbox.lock().grown()
+    }
+
+    fn trim_buffers(&mut self) {
+        if let Some(ws) = self.socket.core.lock().ws.as_mut() {
+            ws.get_mut().trim(&mut self.rx);
+        }
+        self.socket.outbox.lock().trim();
     }
 
     fn linger_expired(&self) -> bool {

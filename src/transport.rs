@@ -72,6 +72,11 @@ impl RxBuf {
         self.end = 0;
     }
 
+    /// Grew past a few read chunks for a burst, and holds nothing now.
+    fn grown(&self) -> bool {
+        self.data.len() > 4 * MIN_READ_CHUNK && self.is_empty()
+    }
+
     fn extend(&mut self, bytes: &[u8]) {
         self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
         self.end += bytes.len();
@@ -244,11 +249,16 @@ impl Transport {
         }
     }
 
-    /// Shrink receive buffers that grew for a burst (call when going idle:
-    /// during a burst they are reused as they are).
+    /// A receive buffer grew for a burst and could be given back.
+    pub fn grown(&self, buf: &RxBuf) -> bool {
+        [&self.rx, buf].iter().any(|b| b.grown())
+    }
+
+    /// Shrink receive buffers that grew for a burst (call when the socket
+    /// has gone quiet: during a busy stretch they are reused as they are).
     pub fn trim(&mut self, buf: &mut RxBuf) {
         for b in [&mut self.rx, buf] {
-            if b.data.len() > 4 * MIN_READ_CHUNK && b.is_empty() {
+            if b.grown() {
                 b.data.truncate(MIN_READ_CHUNK);
                 b.data.shrink_to(MIN_READ_CHUNK);
             }

@@ -230,10 +230,14 @@ pub extern "C" fn wsb_wait_event(
         if event.is_null() {
             return Err(null_arg("event"));
         }
-        let socket = registry::get(s)?;
-        let got = socket
-            .wait(ms(timeout_ms))
-            .map_err(|_| Error::invalid_handle())?;
+        // An event already waiting is taken without a reference count (the
+        // socket's count would bounce between a sender's core and this one).
+        let got = match registry::with(s, |sock| Ok(sock.take_ready()))? {
+            Some(p) => Some(p),
+            None => registry::get(s)?
+                .wait(ms(timeout_ms))
+                .map_err(|_| Error::invalid_handle())?,
+        };
         match got {
             Some(p) => {
                 // SAFETY: NULL-checked above; the caller provides a writable wsb_event.
