@@ -23,6 +23,10 @@
 
 use std::collections::VecDeque;
 
+/// Frames up to this size (header included) are passed to tungstenite
+/// only once complete; larger ones stream through as they arrive.
+const WHOLE_FRAME: u64 = 16 * 1024;
+
 /// Something the I/O thread must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incident {
@@ -80,6 +84,9 @@ pub struct Gate {
     frame_text: bool,
     /// The frame being passed is the last one of a data message.
     frame_ends_message: bool,
+    /// A data frame without FIN passed: tungstenite holds part of a
+    /// fragmented message.
+    in_message: bool,
 }
 
 /// Incremental UTF-8 validation across chunks and fragments.
@@ -200,7 +207,41 @@ impl Gate {
             text: None,
             frame_text: false,
             frame_ends_message: false,
+            in_message: false,
         }
+    }
+
+    /// The fast path for the common case. If `input` starts with a whole
+    /// single-frame data message (FIN set, text or binary) that breaks no
+    /// rule, is within the limit and, for text, is valid UTF-8, returns
+    /// (is text, header length, frame length): the caller takes the payload
+    /// and consumes the frame itself, without tungstenite. Only between
+    /// messages: `None` in the middle of a frame, a fragmented message or
+    /// the HTTP head, and for anything else (control frames, fragments,
+    /// incomplete or faulty frames), which goes the usual way, through
+    /// tungstenite. The caller must know that tungstenite holds no input
+    /// (it last returned "would block" with the gate at a frame boundary).
+    pub fn clean_message(&self, input: &[u8]) -> Option<(bool, usize, usize)> {
+        if self.state != State::FrameStart || self.in_message {
+            return None;
+        }
+        let (hlen, len) = parse_header(input)?;
+        let total = usize::try_from(len).ok()?.checked_add(hlen)?;
+        if total > input.len() || len > self.max_frame {
+            return None;
+        }
+        let text = match input[0] {
+            0x81 => true,
+            0x82 => false,
+            _ => return None, // no FIN, RSV bits, another opcode
+        };
+        if input[1] & 0x80 != 0 {
+            return None; // masked: a violation, reported the usual way
+        }
+        if text && std::str::from_utf8(&input[hlen..total]).is_err() {
+            return None;
+        }
+        Some((text, hlen, total))
     }
 
     pub fn take_incident(&mut self) -> Option<Incident> {
@@ -275,6 +316,7 @@ impl Gate {
                 }
             }
             self.started(opcode, at);
+            self.in_message = !fin;
             self.text = if fin { None } else { text };
         }
         Some(total)
@@ -405,6 +447,25 @@ impl Gate {
                         stop: true,
                     };
                 }
+                // Small frames pass whole: none is left half inside
+                // tungstenite, so the next messages can take the fast path
+                // (`clean_message`) however the reads split the stream.
+                let total = hlen as u64 + len;
+                if total <= WHOLE_FRAME && (input.len() as u64) < total {
+                    // Text still fails at its first bad byte.
+                    let text = match opcode {
+                        1 => Some(Utf8::default()),
+                        0 => self.text,
+                        _ => None,
+                    };
+                    if text.is_some_and(|mut t| !t.feed(&input[hlen..])) {
+                        self.incident = Some(Incident::InvalidUtf8);
+                        self.text = None;
+                        self.state = State::Skip(total);
+                        return Step::Drop { n: 0, stop: true };
+                    }
+                    return Step::NeedMore;
+                }
                 if opcode < 8 {
                     match opcode {
                         1 => self.text = Some(Utf8::default()),
@@ -414,6 +475,7 @@ impl Gate {
                     self.started(opcode, 0);
                     self.frame_text = self.text.is_some();
                     self.frame_ends_message = b0 & 0x80 != 0;
+                    self.in_message = !self.frame_ends_message;
                 } else {
                     self.frame_text = false;
                     self.frame_ends_message = false;
@@ -484,11 +546,18 @@ mod tests {
     }
 
     #[test]
-    fn frames_pass_in_pieces() {
+    fn small_frames_pass_whole_large_ones_in_pieces() {
         let mut g = opened(100);
-        assert_eq!(g.next(b"\x82\x05abc", 1000), Step::Pass(5));
-        assert_eq!(g.next(b"de\x81", 1000), Step::Pass(2));
+        assert_eq!(g.next(b"\x82\x05abc", 1000), Step::NeedMore);
+        assert_eq!(g.next(b"\x82\x05abcde\x81", 1000), Step::Pass(7));
         assert_eq!(g.next(b"\x81", 1000), Step::NeedMore);
+        // Over WHOLE_FRAME: streamed as it arrives.
+        let mut g = opened(1 << 20);
+        let mut big = vec![0x82, 127];
+        big.extend_from_slice(&(20_000u64).to_be_bytes());
+        big.extend_from_slice(&[7; 100]);
+        assert_eq!(g.next(&big, 1 << 20), Step::Pass(110));
+        assert_eq!(g.next(&[7; 50], 1 << 20), Step::Pass(50));
     }
 
     #[test]
@@ -542,15 +611,33 @@ mod tests {
     #[test]
     fn invalid_utf8_is_caught_mid_frame_and_across_fragments() {
         let mut g = opened(1 << 20);
-        // Text frame of 6 bytes; the first chunk is fine, the second is not.
-        assert_eq!(g.next(b"\x01\x06ab\xce", 1000), Step::Pass(5));
-        assert_eq!(g.next(b"\x80c\xff", 1000), Step::Drop { n: 0, stop: true });
+        // Text frame of 6 bytes, arriving in pieces: the first is fine (it
+        // waits, the frame is small), the second is not: the frame fails
+        // before it is complete.
+        assert_eq!(g.next(b"\x01\x06ab\xce", 1000), Step::NeedMore);
+        assert_eq!(g.take_incident(), None);
+        assert_eq!(
+            g.next(b"\x01\x06ab\xce\x80c\xff", 1000),
+            Step::Drop { n: 0, stop: true }
+        );
         assert_eq!(g.take_incident(), Some(Incident::InvalidUtf8));
         assert_eq!(
-            g.next(b"\x80c\xff\x89\x00", 1000),
-            Step::Drop { n: 3, stop: false }
+            g.next(b"\x01\x06ab\xce\x80", 1000),
+            Step::Drop { n: 6, stop: false }
+        );
+        assert_eq!(
+            g.next(b"c\xff\x89\x00", 1000),
+            Step::Drop { n: 2, stop: false }
         );
         assert_eq!(g.next(b"\x89\x00", 1000), Step::Pass(2));
+        // The same in a frame too large to wait for: caught mid-frame.
+        let mut g = opened(1 << 20);
+        let mut big = vec![0x01, 127];
+        big.extend_from_slice(&(20_000u64).to_be_bytes());
+        big.extend_from_slice(b"ab\xce");
+        assert_eq!(g.next(&big, 1 << 20), Step::Pass(13));
+        assert_eq!(g.next(b"\x80c\xff", 1000), Step::Drop { n: 0, stop: true });
+        assert_eq!(g.take_incident(), Some(Incident::InvalidUtf8));
         // A sequence split across a continuation frame with a ping between.
         let mut g = opened(1 << 20);
         assert_eq!(g.next(b"\x01\x01\xe2", 1000), Step::Pass(3));
@@ -612,11 +699,16 @@ mod tests {
         assert_eq!(g.take_message_kind(), Some(true));
         assert_eq!(g.take_message_kind(), None);
         // A frame passed in pieces is rewritten where its header is.
-        let mut g = opened(100);
-        assert_eq!(g.next_run(b"\x82\x02x", 1000), Step::Pass(3));
+        let mut g = opened(1 << 20);
+        let mut big = vec![0x82, 127];
+        big.extend_from_slice(&(20_000u64).to_be_bytes());
+        big.push(b'x');
+        assert_eq!(g.next_run(&big, 1 << 20), Step::Pass(11));
         assert_eq!(g.rewrites(), &[] as &[usize]);
-        assert_eq!(g.next_run(b"y\x81\x01z", 1000), Step::Pass(4));
-        assert_eq!(g.rewrites(), &[1]);
+        let mut rest = vec![b'y'; 19_999];
+        rest.extend_from_slice(b"\x81\x01z");
+        assert_eq!(g.next_run(&rest, 1 << 20), Step::Pass(rest.len()));
+        assert_eq!(g.rewrites(), &[19_999]);
     }
 
     #[test]

@@ -510,6 +510,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         close_timeout: opts.close_timeout,
         out: Vec::new(),
         deferred: None,
+        ws_drained: true,
     };
     conn.run(poll, events);
     drop(conn);
@@ -549,6 +550,9 @@ struct Conn<'a> {
     /// A protocol failure waiting until the host has taken the messages that
     /// arrived before it (so it can still answer them), or until the deadline.
     deferred: Option<(Error, CloseCode, Instant)>,
+    /// tungstenite's last read returned "would block" with no incident: it
+    /// holds no input, so whole messages may bypass it.
+    ws_drained: bool,
 }
 
 impl Conn<'_> {
@@ -796,6 +800,20 @@ impl Conn<'_> {
         let mut ended: Option<tungstenite::Error> = None;
         let mut incident: Option<Incident> = None;
         while self.deferred.is_none() {
+            // Single-frame messages go straight to events while tungstenite
+            // holds nothing (same checks, see `Gate::clean_message`); the
+            // rest (control frames, fragments, faults) through tungstenite.
+            if self.ws_drained && !self.failed && !self.sent_close && self.peer_close.is_none() {
+                let out = &mut self.out;
+                ws.get_mut().take_clean_messages(|text, payload| {
+                    out.push(if text {
+                        Event::text(payload)
+                    } else {
+                        Event::binary(payload)
+                    });
+                });
+            }
+            self.ws_drained = false;
             match ws.read() {
                 // The gate hands text over as binary (it validated the
                 // UTF-8 itself) and says which messages were text.
@@ -820,6 +838,7 @@ impl Conn<'_> {
                 Ok(_) => {}
                 Err(e) if is_would_block(&e) => {
                     incident = ws.get_mut().take_incident();
+                    self.ws_drained = incident.is_none();
                     break;
                 }
                 Err(e) => {

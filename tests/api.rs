@@ -787,6 +787,35 @@ fn ten_thousand_messages_in_order_both_ways() {
 }
 
 #[test]
+fn messages_of_every_size_split_anywhere_arrive_intact_in_order() {
+    // 0 to 70 000 bytes, text (multi-byte UTF-8) and binary, some in
+    // fragments with a ping between them, pings between messages, written
+    // by the server in pieces of 1 to 3001 bytes: reads split frames at
+    // every place, inside headers and inside UTF-8 sequences.
+    let srv = server();
+    let n = 400;
+    let ws = Ws::open(&srv.url(&format!("/mixed?n={n}")), None);
+    for i in 0..n {
+        let (text, payload, _) = support::mixed_message(i);
+        let ev = ws.expect(if text {
+            WSB_EVENT_TEXT
+        } else {
+            WSB_EVENT_BINARY
+        });
+        assert!(
+            ev.data == payload,
+            "message {i} differs: {} bytes, expected {}",
+            ev.data.len(),
+            payload.len()
+        );
+    }
+    assert_eq!(ws.close(1000, None), WSB_OK);
+    let evs = ws.until_close();
+    assert_eq!(kinds(&evs), [WSB_EVENT_CLOSE], "{evs:?}");
+    assert!(evs[0].clean && evs[0].close_code == 1000, "{evs:?}");
+}
+
+#[test]
 fn sixteen_mib_messages_intact() {
     let srv = server();
     let size = 16 << 20;

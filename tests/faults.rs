@@ -62,6 +62,24 @@ fn protocol_violations_fail_the_connection_with_1002() {
 }
 
 #[test]
+fn a_new_message_inside_a_fragmented_one_fails_even_when_it_arrives_alone() {
+    // The first fragment and a ping; the offending whole text frame is sent
+    // only once the client answered the ping, so it arrives on its own
+    // (where single-frame messages take the library's fast path).
+    let srv = TestServer::start();
+    let first = [0x01, 0x01, b'a', 0x89, 0x00];
+    let then = [0x81, 0x01, b'b'];
+    let ws = Ws::open(
+        &srv.url(&format!("/raw?hex={}&then={}", hex(&first), hex(&then))),
+        None,
+    );
+    let evs = ws.until_close();
+    assert_eq!(kinds(&evs), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE], "{evs:?}");
+    assert_eq!(evs[0].error, WSB_ERR_PROTOCOL);
+    assert_eq!((evs[1].close_code, evs[1].clean), (1002, true));
+}
+
+#[test]
 fn data_before_a_violation_is_delivered_in_order() {
     let srv = TestServer::start();
     let evs = raw_peer(

@@ -50,6 +50,22 @@ impl<'a> FuzzStream<'a> {
     pub fn eof(&self) -> bool {
         self.avail >= self.data.len()
     }
+
+    /// The library's fast path (`Transport::take_clean_messages`): whole
+    /// single-frame messages taken straight from the input, as (is text,
+    /// payload), while tungstenite holds nothing.
+    pub fn take_clean(&mut self) -> Vec<(bool, Vec<u8>)> {
+        let mut out = Vec::new();
+        loop {
+            let input = &self.data[self.pos..self.avail];
+            let Some((text, hlen, total)) = self.gate.clean_message(input) else {
+                return out;
+            };
+            assert!(hlen <= total && total <= input.len(), "fast path overran");
+            out.push((text, input[hlen..total].to_vec()));
+            self.pos += total;
+        }
+    }
 }
 
 impl Read for FuzzStream<'_> {

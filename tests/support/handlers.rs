@@ -37,6 +37,7 @@ const WS_PATHS: &[&str] = &[
     "/badutf8",
     "/ping",
     "/raw",
+    "/mixed",
 ];
 
 /// Largest frame accepted in raw mode (after a deliberate protocol violation).
@@ -281,6 +282,40 @@ fn route(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> {
             ws.get_ref().inner.shutdown_both();
             Ok(Outcome::Abrupt)
         }
+        "/mixed" => {
+            // `n` messages (`mixed_message`) with a ping after every 7th,
+            // framed here and written in odd-sized pieces, so frames arrive
+            // split at every possible place.
+            let n = req.num::<usize>("n").unwrap_or(100);
+            let mut wire = Vec::new();
+            for i in 0..n {
+                let (text, payload, fragmented) = super::mixed_message(i);
+                let op = if text { raw::OP_TEXT } else { raw::OP_BINARY };
+                if fragmented {
+                    let (a, rest) = payload.split_at(payload.len() / 3);
+                    let (b, c) = rest.split_at(rest.len() / 2);
+                    wire.extend(raw::encode_frame(false, op, a, None));
+                    wire.extend(raw::encode_frame(true, raw::OP_PING, b"p", None));
+                    wire.extend(raw::encode_frame(false, raw::OP_CONT, b, None));
+                    wire.extend(raw::encode_frame(true, raw::OP_CONT, c, None));
+                } else {
+                    wire.extend(raw::encode_frame(true, op, &payload, None));
+                }
+                if i % 7 == 6 {
+                    wire.extend(raw::encode_frame(true, raw::OP_PING, b"", None));
+                }
+            }
+            ws.flush()?;
+            let mut at = 0;
+            let mut k = 0usize;
+            while at < wire.len() {
+                k += 1;
+                let piece = (1 + k * 7919 % 3001).min(wire.len() - at);
+                write_raw(ws, &wire[at..at + piece])?;
+                at += piece;
+            }
+            raw_mode(ws, req, shared)
+        }
         "/silent" => silent(ws),
         "/stall" => {
             // Never read (so the client's writes back up), never write.
@@ -291,10 +326,7 @@ fn route(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> {
         "/raw" => {
             // `hex`: bytes written raw right after the upgrade (e.g. a frame
             // with reserved bits or an unknown opcode); then raw mode.
-            let hex = req.param("hex").unwrap_or("");
-            let bytes: Vec<u8> = (0..hex.len() / 2)
-                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-                .collect();
+            let bytes = unhex(req.param("hex").unwrap_or(""));
             ws.flush()?;
             write_raw(ws, &bytes)?;
             raw_mode(ws, req, shared)
@@ -319,6 +351,12 @@ fn route(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> {
         }
         _ => Err(format!("no route for {path}").into()),
     }
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 /// Byte i = i % 251.
@@ -372,6 +410,9 @@ fn write_raw(ws: &mut Ws, bytes: &[u8]) -> io::Result<()> {
 /// (same payload) and end; data frames are ignored.
 fn raw_mode(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> {
     let conn = &mut ws.get_mut().inner;
+    // `then` (hex): bytes written once the client's first pong arrives, so
+    // they reach it only after it has processed everything before.
+    let mut then: Option<Vec<u8>> = req.param("then").map(unhex);
     loop {
         let frame = match raw::read_frame(conn, RAW_MAX_FRAME)? {
             Some(f) => f,
@@ -397,6 +438,12 @@ fn raw_mode(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> 
             raw::OP_PING => {
                 conn.write_all(&raw::encode_frame(true, raw::OP_PONG, &frame.payload, None))?;
                 conn.flush()?;
+            }
+            raw::OP_PONG => {
+                if let Some(bytes) = then.take() {
+                    conn.write_all(&bytes)?;
+                    conn.flush()?;
+                }
             }
             _ => {}
         }

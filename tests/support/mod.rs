@@ -327,6 +327,35 @@ pub fn big_pattern(size: usize) -> Vec<u8> {
     handlers::pattern(size)
 }
 
+/// Message i of `/mixed`: (is text, payload, sent in 3 fragments). Sizes
+/// from 0 to about 20 000 bytes, text (multi-byte UTF-8 included) and
+/// binary, every 9th message fragmented.
+pub fn mixed_message(i: usize) -> (bool, Vec<u8>, bool) {
+    let mut x = (i as u64).wrapping_mul(6_364_136_223_846_793_005) ^ 0x9e37;
+    x ^= x >> 29;
+    let size = match i % 4 {
+        0 => (x % 126) as usize,
+        1 => (x % 1_000) as usize,
+        2 => (x % 20_000) as usize,
+        _ => (x % 70_000) as usize,
+    };
+    let text = i % 2 == 0;
+    let payload = if text {
+        "ab\u{e9}\u{20ac}\u{1f600}"
+            .chars()
+            .cycle()
+            .scan(0, |n, c| {
+                *n += c.len_utf8();
+                (*n <= size).then_some(c)
+            })
+            .collect::<String>()
+            .into_bytes()
+    } else {
+        (0..size).map(|k| (k * 31 + i) as u8).collect()
+    };
+    (text, payload, i % 9 == 4)
+}
+
 /// Message i of `/burst?size=...`.
 pub fn burst_message(i: usize, size: usize) -> String {
     let mut s = i.to_string();
