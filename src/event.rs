@@ -28,9 +28,50 @@ pub struct Event {
     data: Vec<u8>,
 }
 
+/// Payload buffers up to this capacity are recycled (see [`Spares`]).
+const RECYCLE_CAPACITY: usize = 512;
+/// At most this many recycled buffers wait on each side.
+const RECYCLE_COUNT: usize = 256;
+
+/// Emptied payload buffers of small events, handed back from the host's
+/// side (the polled event it replaced) to the I/O thread, which fills them
+/// with the next messages: no malloc on one thread and free on another per
+/// message. At most RECYCLE_COUNT buffers of RECYCLE_CAPACITY bytes each.
+#[derive(Debug, Default)]
+pub struct Spares(Vec<Vec<u8>>);
+
+impl Spares {
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        match self.0.pop() {
+            Some(mut b) if b.capacity() > len => {
+                b.clear();
+                b
+            }
+            _ => Vec::with_capacity(len + 1),
+        }
+    }
+
+    fn give(&mut self, b: Vec<u8>) {
+        if b.capacity() <= RECYCLE_CAPACITY && self.0.len() < RECYCLE_COUNT {
+            self.0.push(b);
+        }
+    }
+
+    /// Let go of every buffer (the socket went quiet).
+    pub fn clear(&mut self) {
+        self.0 = Vec::new();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl Event {
     fn with_payload(kind: Kind, payload: &[u8]) -> Event {
-        let mut data = Vec::with_capacity(payload.len() + 1);
+        Self::with_payload_in(kind, payload, Vec::with_capacity(payload.len() + 1))
+    }
+    fn with_payload_in(kind: Kind, payload: &[u8], mut data: Vec<u8>) -> Event {
         data.extend_from_slice(payload);
         data.push(0);
         Event {
@@ -49,6 +90,11 @@ impl Event {
     }
     pub fn binary(payload: &[u8]) -> Event {
         Self::with_payload(Kind::Binary, payload)
+    }
+    /// A text or binary event, its buffer from `spares` if one fits.
+    pub fn data_in(text: bool, payload: &[u8], spares: &mut Spares) -> Event {
+        let kind = if text { Kind::Text } else { Kind::Binary };
+        Self::with_payload_in(kind, payload, spares.take(payload.len()))
     }
     pub fn error(err: &Error) -> Event {
         let mut e = Self::with_payload(Kind::Error, err.detail.as_bytes());
@@ -89,6 +135,8 @@ struct Inner {
     closed: bool,
     /// The handle was freed: nobody will poll, so events are dropped.
     discard: bool,
+    /// Buffers of polled events, for the I/O thread to reuse.
+    spares: Spares,
 }
 
 #[derive(Debug, Default)]
@@ -113,7 +161,14 @@ impl EventQueue {
     /// Queue events (in order). Returns false (and drops them) if CLOSE was
     /// already queued. A CLOSE among them closes the queue after it.
     pub fn push_all(&self, events: impl IntoIterator<Item = Event>) -> bool {
-        let mut g = self.inner.lock();
+        let pushed = Self::push_locked(&mut self.inner.lock(), events);
+        if pushed {
+            self.cond.notify_all();
+        }
+        pushed
+    }
+
+    fn push_locked(g: &mut Inner, events: impl IntoIterator<Item = Event>) -> bool {
         let mut pushed = false;
         for ev in events {
             if g.closed {
@@ -134,15 +189,37 @@ impl EventQueue {
             }
             pushed = true;
         }
-        drop(g);
+        pushed
+    }
+
+    pub fn push(&self, ev: Event) -> bool {
+        self.push_all([ev])
+    }
+
+    /// `push_all` for the I/O thread: drains `events` (keeping its
+    /// capacity) and tops up `spares` with the buffers the host has
+    /// finished with.
+    pub fn push_batch(&self, events: &mut Vec<Event>, spares: &mut Spares) -> bool {
+        let pushed = {
+            let mut g = self.inner.lock();
+            if spares.0.len() < RECYCLE_COUNT / 2 {
+                spares.0.append(&mut g.spares.0);
+            }
+            Self::push_locked(&mut g, events.drain(..))
+        };
         if pushed {
             self.cond.notify_all();
         }
         pushed
     }
 
-    pub fn push(&self, ev: Event) -> bool {
-        self.push_all([ev])
+    /// Let go of recycled buffers (the socket went quiet).
+    pub fn trim(&self) {
+        self.inner.lock().spares.clear();
+    }
+
+    pub fn has_spares(&self) -> bool {
+        !self.inner.lock().spares.is_empty()
     }
 
     /// Record a failed open: ERROR then CLOSE 1006, and the outcome for waiters.
@@ -175,7 +252,10 @@ impl EventQueue {
     }
 
     fn take_next(g: &mut Inner) -> Option<Polled> {
-        g.current = g.queue.pop_front();
+        let next = g.queue.pop_front();
+        if let Some(old) = std::mem::replace(&mut g.current, next) {
+            g.spares.give(old.data);
+        }
         g.current.as_ref().map(|ev| Polled {
             kind: ev.kind,
             error: ev.error,

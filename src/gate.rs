@@ -68,7 +68,7 @@ pub enum Step {
     NeedMore,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Gate {
     /// Offsets, in the input of the last `next`/`next_run` call, of text
     /// frame headers whose opcode the reader must rewrite to binary.
@@ -320,6 +320,28 @@ impl Gate {
             self.text = if fin { None } else { text };
         }
         Some(total)
+    }
+
+    /// `input` starts with the first part of a frame that [`Gate::next`]
+    /// would hold back until it is complete (a header cut short, or a small
+    /// text or binary frame with nothing wrong so far): tungstenite would
+    /// get nothing. Conservative: false where unsure.
+    pub fn holds(&self, input: &[u8]) -> bool {
+        if self.state != State::FrameStart || input.is_empty() {
+            return false;
+        }
+        let Some((hlen, len)) = parse_header(input) else {
+            return true;
+        };
+        let total = hlen as u64 + len;
+        if total > WHOLE_FRAME || input.len() as u64 >= total || len > self.max_frame {
+            return false;
+        }
+        match (input[0], input[1] & 0x80) {
+            (0x82, 0) => true,
+            (0x81, 0) => Utf8::default().feed(&input[hlen..]),
+            _ => false,
+        }
     }
 
     /// Decide about the start of `input` (at most `max` bytes may pass). The
@@ -648,6 +670,49 @@ mod tests {
         let mut g = opened(1 << 20);
         assert_eq!(g.next(b"\x82\x01\xff", 1000), Step::Pass(3));
         assert_eq!(g.take_incident(), None);
+    }
+
+    #[test]
+    fn clean_messages_and_held_parts_agree_with_next() {
+        let g = opened(100);
+        // Whole single-frame text/binary: the fast path takes them.
+        assert_eq!(g.clean_message(b"\x81\x02ok\x82"), Some((true, 2, 4)));
+        assert_eq!(g.clean_message(b"\x82\x00"), Some((false, 2, 2)));
+        // Not for it: fragments, control frames, RSV, masked, over the
+        // limit, invalid UTF-8, incomplete.
+        for input in [
+            &b"\x01\x01a"[..],
+            b"\x89\x00",
+            b"\xc1\x01a",
+            b"\x81\x81abcd\x00",
+            b"\x81\x65",
+            b"\x81\x01\xff",
+            b"\x81\x02o",
+        ] {
+            assert_eq!(g.clean_message(input), None, "{input:?}");
+        }
+        // `holds` exactly where `next` answers NeedMore (held back).
+        for (input, held) in [
+            (&b"\x82"[..], true),
+            (b"\x82\x7e\x01", true),
+            (b"\x82\x05abc", true),
+            (b"\x81\x05ab\xce", true),
+            (b"\x81\x05ab\xff", false), // fails at once instead
+            (b"\x89\x02p", false),      // held too, but left to next()
+            (b"\x82\x02ab", false),     // complete
+            (b"", false),
+        ] {
+            assert_eq!(g.holds(input), held, "{input:?}");
+            if held {
+                assert_eq!(g.clone().next(input, 1000), Step::NeedMore);
+            }
+        }
+        // Inside a fragmented message nothing takes the fast path.
+        let mut g = opened(100);
+        assert_eq!(g.next(b"\x01\x01a", 1000), Step::Pass(3));
+        assert_eq!(g.clean_message(b"\x81\x01b"), None);
+        assert_eq!(g.next(b"\x80\x01b", 1000), Step::Pass(3));
+        assert_eq!(g.clean_message(b"\x81\x01b"), Some((true, 2, 3)));
     }
 
     #[test]

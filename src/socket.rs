@@ -24,7 +24,7 @@ use tungstenite::{Message, WebSocket};
 
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
 use crate::error::{Code, Error, Result};
-use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled};
+use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled, Spares};
 use crate::gate::{self, Incident};
 use crate::notify::Notify;
 use crate::options::Options;
@@ -511,6 +511,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         out: Vec::new(),
         deferred: None,
         ws_drained: true,
+        spares: Spares::default(),
     };
     conn.run(poll, events);
     drop(conn);
@@ -553,6 +554,8 @@ struct Conn<'a> {
     /// tungstenite's last read returned "would block" with no incident: it
     /// holds no input, so whole messages may bypass it.
     ws_drained: bool,
+    /// Payload buffers to reuse for the next events (see [`Spares`]).
+    spares: Spares,
 }
 
 impl Conn<'_> {
@@ -643,6 +646,8 @@ impl Conn<'_> {
             .as_ref()
             .is_some_and(|ws| ws.get_ref().grown(&self.rx))
             || self.socket.outbox.lock().grown()
+            || !self.spares.is_empty()
+            || self.socket.events.has_spares()
     }
 
     fn trim_buffers(&mut self) {
@@ -650,6 +655,8 @@ impl Conn<'_> {
             ws.get_mut().trim(&mut self.rx);
         }
         self.socket.outbox.lock().trim();
+        self.spares.clear();
+        self.socket.events.trim();
     }
 
     fn linger_expired(&self) -> bool {
@@ -717,8 +724,11 @@ impl Conn<'_> {
         if self.out.is_empty() {
             return;
         }
-        let evs = std::mem::take(&mut self.out);
-        if self.socket.events.push_all(evs) {
+        if self
+            .socket
+            .events
+            .push_batch(&mut self.out, &mut self.spares)
+        {
             self.socket.notify.fire(self.socket.id);
         }
     }
@@ -804,14 +814,13 @@ impl Conn<'_> {
             // holds nothing (same checks, see `Gate::clean_message`); the
             // rest (control frames, fragments, faults) through tungstenite.
             if self.ws_drained && !self.failed && !self.sent_close && self.peer_close.is_none() {
-                let out = &mut self.out;
-                ws.get_mut().take_clean_messages(|text, payload| {
-                    out.push(if text {
-                        Event::text(payload)
-                    } else {
-                        Event::binary(payload)
-                    });
+                let (out, spares) = (&mut self.out, &mut self.spares);
+                let idle = ws.get_mut().take_clean_messages(|text, payload| {
+                    out.push(Event::data_in(text, payload, spares));
                 });
+                if idle {
+                    break; // tungstenite would only say "would block"
+                }
             }
             self.ws_drained = false;
             match ws.read() {
@@ -820,11 +829,7 @@ impl Conn<'_> {
                 Ok(Message::Binary(b)) => {
                     let text = ws.get_mut().take_message_kind() == Some(true);
                     if !self.failed {
-                        self.out.push(if text {
-                            Event::text(&b)
-                        } else {
-                            Event::binary(&b)
-                        });
+                        self.out.push(Event::data_in(text, &b, &mut self.spares));
                     }
                 }
                 Ok(Message::Text(t)) => {

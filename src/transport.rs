@@ -228,17 +228,22 @@ impl Transport {
     /// input (its last read returned "would block" with nothing else pending).
     /// Small messages are most of the traffic: this spares each a frame
     /// parse, a buffer split and an allocation inside tungstenite.
-    pub fn take_clean_messages(&mut self, mut f: impl FnMut(bool, &[u8])) {
+    ///
+    /// Returns true if a read by tungstenite would now find nothing to do (no
+    /// input, or only the first part of a frame the gate holds back, and no
+    /// EOF or error to report): the caller may skip it, and the 16 KiB its
+    /// read buffer zero-fills on every attempt.
+    pub fn take_clean_messages(&mut self, mut f: impl FnMut(bool, &[u8])) -> bool {
         if self.pending_error.is_some() {
-            return;
+            return false;
         }
         loop {
             match self.available() {
-                Ok(0) => return,
+                Ok(0) => return !self.eof,
                 Ok(_) => {}
                 Err(e) => {
                     self.pending_error = Some(e);
-                    return;
+                    return false;
                 }
             }
             let input: &[u8] = match self.tls {
@@ -246,7 +251,9 @@ impl Transport {
                 Some(_) => &self.plain.filled()[self.plain_pos..],
             };
             let Some((text, hlen, total)) = self.gate.clean_message(input) else {
-                return;
+                // (TLS: more records may complete the frame; let the read
+                // path pull them.)
+                return !self.eof && self.tls.is_none() && self.gate.holds(input);
             };
             f(text, &input[hlen..total]);
             self.consume(total);

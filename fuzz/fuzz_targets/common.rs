@@ -82,7 +82,15 @@ impl Read for FuzzStream<'_> {
                     Err(io::ErrorKind::WouldBlock.into())
                 };
             }
-            match self.gate.next_run(input, buf.len()) {
+            // The library skips tungstenite's read where `holds` says the
+            // gate would hold the input back: it must agree with `next`.
+            let held = self.gate.holds(input);
+            let step = self.gate.next_run(input, buf.len());
+            assert!(
+                !held || step == Step::NeedMore,
+                "holds() but the gate did not wait: {step:?}"
+            );
+            match step {
                 Step::Pass(n) => {
                     assert!(
                         n <= input.len() && n <= buf.len(),
