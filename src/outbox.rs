@@ -39,6 +39,11 @@ pub struct Outbox {
     pub error: Option<io::Error>,
     /// When a host thread last sent a message into an empty outbox.
     pub last_send: Option<Instant>,
+    /// Frame masks drawn ahead from the CSPRNG, 8 at a time (one call into
+    /// the thread-local generator per 8 messages instead of per message);
+    /// `masks_left` of them are unused.
+    masks: [u8; 32],
+    masks_left: usize,
     /// Plain connections: the socket, so host threads can write directly.
     /// (TLS connections encrypt under the connection lock instead.)
     sock: Option<Arc<TcpStream>>,
@@ -101,7 +106,13 @@ impl Outbox {
                 10
             }
         };
-        let mask: [u8; 4] = rand::random();
+        if self.masks_left == 0 {
+            rand::fill(&mut self.masks);
+            self.masks_left = self.masks.len() / 4;
+        }
+        self.masks_left -= 1;
+        let at = self.masks_left * 4;
+        let mask: [u8; 4] = self.masks[at..at + 4].try_into().expect("4 bytes");
         head[n..n + 4].copy_from_slice(&mask);
         self.buf.reserve(n + 4 + len);
         self.buf.extend_from_slice(&head[..n + 4]);

@@ -262,7 +262,13 @@ impl Socket {
             }
         }
         drop(ob);
-        self.wake();
+        // Frames behind others need no wake-up: whoever put the first frame
+        // into the empty outbox either wrote everything or woke the I/O
+        // thread, which flushes all that is there when it runs (or when the
+        // socket turns writable).
+        if was_empty {
+            self.wake();
+        }
         Ok(())
     }
 

@@ -335,6 +335,71 @@ fn a_sender_running_across_the_open_keeps_its_order() {
 }
 
 #[test]
+fn concurrent_senders_lose_nothing_and_keep_their_own_order() {
+    // Four threads send at once (small messages in bursts, some large ones
+    // that fill the socket): every message comes back, each thread's in
+    // order, and nothing is left in the outbox without a wake-up.
+    let srv = server();
+    let ws = Ws::open(&srv.url("/echo"), None);
+    let s = ws.0;
+    const PER: usize = 3000;
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    let mut msg = format!("{t}:{i}:");
+                    if i % 500 == 499 {
+                        msg.push_str(&"x".repeat(200_000));
+                    }
+                    assert_eq!(wsb_send_text(s, msg.as_ptr().cast(), msg.len()), WSB_OK);
+                }
+            })
+        })
+        .collect();
+    let mut next = [0usize; 4];
+    for _ in 0..4 * PER {
+        let text = ws.expect(WSB_EVENT_TEXT).text();
+        let mut parts = text.splitn(3, ':');
+        let t: usize = parts.next().unwrap().parse().unwrap();
+        let i: usize = parts.next().unwrap().parse().unwrap();
+        assert_eq!(i, next[t], "thread {t}'s messages out of order");
+        next[t] += 1;
+    }
+    for h in senders {
+        h.join().unwrap();
+    }
+    assert_eq!(next, [PER; 4]);
+    assert_eq!(ws.buffered(), 0);
+}
+
+#[test]
+fn bursts_go_out_without_any_traffic_coming_back() {
+    // The server answers only once it has every message: nothing incoming
+    // wakes the I/O thread, so each burst must get out on the senders' own
+    // wake-ups. Bursts of 1 to 400 messages from one thread, then from two.
+    let srv = server();
+    for (threads, burst) in [(1, 1), (1, 2), (1, 400), (2, 300)] {
+        let n = threads * burst;
+        let ws = Ws::open(&srv.url(&format!("/collect?n={n}")), None);
+        let s = ws.0;
+        let senders: Vec<_> = (0..threads)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    for i in 0..burst {
+                        let msg = format!("m{i}");
+                        assert_eq!(wsb_send_text(s, msg.as_ptr().cast(), msg.len()), WSB_OK);
+                    }
+                })
+            })
+            .collect();
+        for h in senders {
+            h.join().unwrap();
+        }
+        assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), format!("got {n}"));
+    }
+}
+
+#[test]
 fn everything_sent_before_close_arrives_before_it() {
     let srv = server();
     let ws = Ws::open(&srv.url("/echo"), None);

@@ -38,6 +38,7 @@ const WS_PATHS: &[&str] = &[
     "/ping",
     "/raw",
     "/mixed",
+    "/collect",
 ];
 
 /// Largest frame accepted in raw mode (after a deliberate protocol violation).
@@ -335,6 +336,21 @@ fn route(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> {
             ws.flush()?;
             write_raw(ws, &[0x81, 0x02, 0xC3, 0x28])?;
             raw_mode(ws, req, shared)
+        }
+        "/collect" => {
+            // Say nothing until `n` data messages have arrived (so only the
+            // client's own wake-ups can get them out), then "got N", then echo.
+            let n = req.num::<usize>("n").unwrap_or(1);
+            let mut got = 0;
+            while got < n {
+                match ws.read()? {
+                    Message::Text(_) | Message::Binary(_) => got += 1,
+                    Message::Close(_) => return Ok(Outcome::Graceful),
+                    _ => {}
+                }
+            }
+            ws.send(Message::text(format!("got {got}")))?;
+            echo(ws, req, shared, None)
         }
         "/ping" => {
             let payload = req.param("payload").unwrap_or("").to_string();
