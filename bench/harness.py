@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 CLIENT_ORDER = ["floor", "tungstenite", "wsbridge", "tokio-tungstenite", "node-ws",
-                "python-websockets"]
+                "python-websockets", "libwebsockets"]
 # Which client runs which scenario (the floor has no WebSocket).
 SUPPORTS = {
     "floor": {"pingpong", "bulk"},
@@ -42,6 +42,7 @@ def client_cmd(name, args):
         "node-ws": ["node", os.path.join(HERE, "node", "client.js")] if args.node else None,
         "python-websockets": [args.python, os.path.join(HERE, "python", "client.py")]
         if args.python else None,
+        "libwebsockets": [args.lws_client] if args.lws_client else None,
     }[name]
 
 
@@ -275,6 +276,7 @@ def main():
     ap.add_argument("--wsb-client", required=True)
     ap.add_argument("--node", action="store_true", help="node + ws are installed")
     ap.add_argument("--python", default="", help="python with websockets 17")
+    ap.add_argument("--lws-client", default="", help="lws_client binary (libwebsockets)")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--only", default="", help="comma-separated variant ids (e.g. pingpong,bulk)")

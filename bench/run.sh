@@ -10,7 +10,7 @@
 #     --only ID,ID               variants: pingpong pipelined bulk scale-1000 scale-6000
 #                                handshake-ws handshake-wss
 #     --clients NAME,NAME        floor tungstenite wsbridge tokio-tungstenite node-ws
-#                                python-websockets
+#                                python-websockets libwebsockets
 #     --out FILE                 where the report goes
 #
 # Env:
@@ -19,6 +19,9 @@
 #   WSB_BENCH_TARGET    cargo target dir for the bench crate (default bench/target)
 #   WSB_BENCH_PY_CACHE  where the Python venv goes
 #                       (default ${XDG_CACHE_HOME:-~/.cache}/wsbridge/bench)
+#
+# Optional clients (skipped, not failed, when missing): node-ws (node + npm),
+# python-websockets (python3 -m venv), libwebsockets (libwebsockets-dev + pkg-config).
 #
 # Ends with "N passed, N failed": a (scenario, client) pair passes if it ran and
 # produced numbers; the issue's targets are reported (met/missed), not asserted.
@@ -37,7 +40,7 @@ while (($#)); do
         --smoke) SMOKE=1; PASS+=(--smoke) ;;
         --out) OUT=$2; shift ;;
         --reps | --only | --clients) PASS+=("$1" "$2"); shift ;;
-        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -67,6 +70,21 @@ BIN=$CARGO_TARGET_DIR/release
 log "cc bench/c/wsb_client.c -lwsbridge"
 cc -O2 -g -std=c11 -Wall -Wextra -Werror -I"$ROOT/include" "$BENCH/c/wsb_client.c" \
     -L"$LIB_DIR" -lwsbridge -Wl,-rpath,"$LIB_DIR" -lpthread -o "$CARGO_TARGET_DIR/wsb_client"
+
+# ---------------------------------------------------------------- libwebsockets (optional, the C peer)
+LWS_ARGS=()
+LWS_VER="not installed"
+if command -v pkg-config >/dev/null && pkg-config --exists libwebsockets; then
+    log "cc bench/c/lws_client.c -lwebsockets"
+    # shellcheck disable=SC2046 # pkg-config output is meant to be split
+    cc -O2 -g -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags libwebsockets) "$BENCH/c/lws_client.c" \
+        $(pkg-config --libs libwebsockets) -o "$CARGO_TARGET_DIR/lws_client"
+    LWS_ARGS=(--lws-client "$CARGO_TARGET_DIR/lws_client")
+    LWS_VER="libwebsockets $(pkg-config --modversion libwebsockets | sed 's/-$//')"
+else
+    log "libwebsockets not found (pkg-config libwebsockets): the libwebsockets client is skipped" \
+        "(apt-get install libwebsockets-dev pkg-config)"
+fi
 
 # ---------------------------------------------------------------- Node ws 8.x (under bench/node)
 NODE_ARGS=()
@@ -111,7 +129,7 @@ git -C "$ROOT" diff --quiet HEAD -- src include Cargo.toml 2>/dev/null || COMMIT
 log "running the scenarios"
 set +e
 python3 "$BENCH/harness.py" --bin-dir "$BIN" --wsb-client "$CARGO_TARGET_DIR/wsb_client" \
-    "${NODE_ARGS[@]}" --python "$PY" --out "$OUT" --work "$CARGO_TARGET_DIR/bench-work" \
+    "${NODE_ARGS[@]}" "${LWS_ARGS[@]}" --python "$PY" --out "$OUT" --work "$CARGO_TARGET_DIR/bench-work" \
     --command "bash bench/run.sh${ORIG_ARGS:+ $ORIG_ARGS}" --t0 "$T0" \
     --meta "date=$(date -u '+%Y-%m-%d %H:%M UTC')" \
     --meta "machine=$(nproc) cores, $(uname -sr), $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), ulimit -n $(ulimit -n)" \
@@ -119,6 +137,7 @@ python3 "$BENCH/harness.py" --bin-dir "$BIN" --wsb-client "$CARGO_TARGET_DIR/wsb
     --meta "rust=$(rustc --version)" \
     --meta "node=$NODE_VER" \
     --meta "python=$PY_VER" \
+    --meta "libwebsockets=$LWS_VER" \
     "${PASS[@]}"
 rc=$?
 set -e
