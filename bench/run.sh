@@ -2,7 +2,7 @@
 # The issue-6 benchmark: builds everything, runs every scenario against every
 # client (alternating, repeated), prints a table and writes a report.
 #
-#   bash bench/run.sh            # full run (~12 min on 2 cores): bench/results/latest.md
+#   bash bench/run.sh            # full run (~15 min on 2 cores): bench/results/latest.md
 #   bash bench/run.sh --smoke    # tiny counts, 1 repetition (~25 s once built):
 #                                # bench/target/smoke.md; what CI runs
 #   options (passed to bench/harness.py):
