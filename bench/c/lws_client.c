@@ -16,9 +16,9 @@
  * callback (lws_callback_on_writable() asks for the next one), LWS_PRE bytes of
  * headroom before the payload, and received messages arrive in pieces that
  * have to be reassembled. No extensions are offered (no permessage-deflate:
- * the context gets no .extensions). lws sets TCP_NODELAY on its sockets itself
- * (lws_plat_set_socket_options). Every wait is bounded: a 1 s watchdog fails
- * the run after 10 s without any callback.
+ * the context gets no .extensions). lws sets TCP_NODELAY on its client sockets
+ * itself (strace: setsockopt(SOL_TCP, TCP_NODELAY) before connect). Every wait
+ * is bounded: a 1 s watchdog fails the run after 10 s without any callback.
  */
 #define _GNU_SOURCE
 #include <libwebsockets.h>
@@ -347,6 +347,7 @@ static void close_conn(void) {
 
 static void open_conn(const char *url) {
     long o = g.opened;
+    g.wr_pending = 0;
     g.wsi = connect_to(url);
     service_until(&g.opened, o + 1);
 }
