@@ -22,67 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "wsbridge.h"
-
-static int g_argc;
-static char **g_argv;
-
-static const char *arg_s(const char *k, const char *d) {
-    size_t kl = strlen(k);
-    for (int i = 2; i < g_argc; i++)
-        if (strncmp(g_argv[i], k, kl) == 0 && g_argv[i][kl] == '=') return g_argv[i] + kl + 1;
-    return d;
-}
-static double arg_d(const char *k, double d) {
-    const char *v = arg_s(k, NULL);
-    return v ? atof(v) : d;
-}
-static long arg_l(const char *k, long d) {
-    const char *v = arg_s(k, NULL);
-    return v ? atol(v) : d;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = 0;
-    if (!f) return 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) { v = atol(line + 6); break; }
-    fclose(f);
-    return v;
-}
-
-static double cpu_us(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1e6 +
-           ru.ru_stime.tv_usec;
-}
 
 static void die(const char *what, wsb_result r) {
     fprintf(stderr, "wsb_client: %s: %s (%s)\n", what, wsb_result_name(r), wsb_last_error());
     exit(1);
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double pct(double *v, size_t n, double p) {
-    size_t i = (size_t)((n - 1) * p + 0.5);
-    return v[i];
-}
-static void print_lat(double *v, size_t n) {
-    qsort(v, n, sizeof *v, cmp_d);
-    printf("{\"n\":%zu,\"median_us\":%.2f,\"p99_us\":%.2f,\"min_us\":%.2f}\n", n, pct(v, n, 0.5),
-           pct(v, n, 0.99), v[0]);
 }
 
 static wsb_options *options(const char *url) {
