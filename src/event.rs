@@ -85,12 +85,6 @@ impl Event {
     pub fn open(subprotocol: &str) -> Event {
         Self::with_payload(Kind::Open, subprotocol.as_bytes())
     }
-    pub fn text(payload: &[u8]) -> Event {
-        Self::with_payload(Kind::Text, payload)
-    }
-    pub fn binary(payload: &[u8]) -> Event {
-        Self::with_payload(Kind::Binary, payload)
-    }
     /// A text or binary event, its buffer from `spares` if one fits.
     pub fn data_in(text: bool, payload: &[u8], spares: &mut Spares) -> Event {
         let kind = if text { Kind::Text } else { Kind::Binary };

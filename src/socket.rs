@@ -841,7 +841,8 @@ impl Conn<'_> {
                 Ok(Message::Text(t)) => {
                     let _ = ws.get_mut().take_message_kind();
                     if !self.failed {
-                        self.out.push(Event::text(t.as_bytes()));
+                        self.out
+                            .push(Event::data_in(true, t.as_bytes(), &mut self.spares));
                     }
                 }
                 // Close frames are taken out by the gate; ping/pong/raw frames
