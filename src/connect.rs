@@ -15,14 +15,10 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::HandshakeError;
 // Header names as constants: a lookup by &str parses the name with an
 // uninitialised scratch buffer that valgrind flags in optimised builds.
-use tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
+use tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
 use tungstenite::http::{HeaderName, HeaderValue};
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::WebSocket;
 
 use crate::error::{Code, Error};
 use crate::options::{Options, Proxy};
@@ -49,7 +45,8 @@ impl From<Error> for Stop {
 
 pub struct Established {
     pub sock: Arc<TcpStream>,
-    pub ws: WebSocket<Transport>,
+    /// The byte stream, positioned at the first frame.
+    pub transport: Transport,
     pub subprotocol: String,
 }
 
@@ -93,17 +90,6 @@ impl Waiter<'_> {
     }
 }
 
-pub fn ws_config(opts: &Options) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        // No buffering in tungstenite: its frames (pongs, close) go into the
-        // outbox at once, behind the data frames sent before them.
-        .write_buffer_size(0)
-        .max_write_buffer_size(usize::MAX)
-        .max_message_size(Some(opts.max_message_size))
-        .max_frame_size(Some(opts.max_message_size))
-}
-
 pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Established, Stop> {
     // `early`: bytes the proxy sent after its CONNECT reply (normally none).
     let (sock, mut early) = match &opts.proxy {
@@ -125,7 +111,7 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         let name = tls::server_name(&url.host, url.ip)?;
         let conn = rustls::ClientConnection::new(config, name)
             .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
-        let mut t = Transport::tls(sock.clone(), conn, opts.max_message_size);
+        let mut t = Transport::tls(sock.clone(), conn);
         if !early.is_empty() {
             t.supply(&mut early, false);
         }
@@ -140,46 +126,146 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         })?;
         t
     } else {
-        let mut t = Transport::plain(sock.clone(), opts.max_message_size);
+        let mut t = Transport::plain(sock.clone());
         if !early.is_empty() {
             t.supply(&mut early, false);
         }
         t
     };
+    let subprotocol = upgrade(&sock, &mut transport, url, opts, w)?;
+    Ok(Established {
+        sock,
+        transport,
+        subprotocol,
+    })
+}
+
+/// Largest HTTP response head accepted for the upgrade.
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The HTTP upgrade: send the request, read the response head whole, check
+/// it. Returns the subprotocol the server selected ("" for none).
+fn upgrade(
+    sock: &TcpStream,
+    t: &mut Transport,
+    url: &WsUrl,
+    opts: &Options,
+    w: &mut Waiter<'_>,
+) -> Result<String, Stop> {
+    const STAGE: &str = "WebSocket upgrade";
     let request = build_request(url, opts)?;
-    let mut buf = RxBuf::new();
-    transport.reclaim(&mut buf);
-    let mut mid = match ClientHandshake::start(transport, request, Some(ws_config(opts))) {
-        Ok(m) => m,
-        Err(e) => return Err(handshake_error(e).into()),
-    };
-    loop {
-        match mid.handshake() {
-            Ok((ws, response)) => {
-                let subprotocol = response
-                    .headers()
-                    .get(SEC_WEBSOCKET_PROTOCOL)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                return Ok(Established {
-                    sock,
-                    ws,
-                    subprotocol,
-                });
-            }
-            Err(HandshakeError::Failure(e)) => return Err(handshake_error(e).into()),
-            Err(HandshakeError::Interrupted(m)) => mid = m,
+    let key = request
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec())
+        .unwrap_or_default();
+    let mut bytes = format!("GET {} HTTP/1.1\r\n", url.resource).into_bytes();
+    for (name, value) in request.headers() {
+        bytes.extend_from_slice(name.as_str().as_bytes());
+        bytes.extend_from_slice(b": ");
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"\r\n");
+    let mut out = bytes.as_slice();
+    while !out.is_empty() {
+        match t.write(out) {
+            Ok(0) => return Err(io_stage_error(STAGE, io::ErrorKind::WriteZero.into()).into()),
+            Ok(n) => out = &out[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(STAGE)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_stage_error(STAGE, e).into()),
         }
-        // Need more input: read what is there, else wait for it.
+    }
+    let _ = t.flush();
+    let head = read_head(sock, t, w)?;
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => {
+            return Err(Error::new(
+                Code::WSB_ERR_HANDSHAKE,
+                "WebSocket upgrade failed: malformed HTTP response",
+            )
+            .into())
+        }
+    }
+    let code = resp.code.unwrap_or(0);
+    if code != 101 {
+        return Err(Error::new(Code::WSB_ERR_HANDSHAKE, format!("HTTP {code} from server")).into());
+    }
+    let header = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let accept = tungstenite::handshake::derive_accept_key(&key);
+    if header("Sec-WebSocket-Accept") != Some(accept.as_bytes()) {
+        return Err(Error::new(
+            Code::WSB_ERR_HANDSHAKE,
+            "WebSocket upgrade failed: Sec-WebSocket-Accept mismatch",
+        )
+        .into());
+    }
+    let subprotocol = header("Sec-WebSocket-Protocol")
+        .map(|v| String::from_utf8_lossy(v).trim().to_string())
+        .unwrap_or_default();
+    if !subprotocol.is_empty() && !opts.subprotocols.contains(&subprotocol) {
+        return Err(Error::new(
+            Code::WSB_ERR_HANDSHAKE,
+            format!("server selected subprotocol {subprotocol:?}, which was not offered"),
+        )
+        .into());
+    }
+    if !opts.subprotocols.is_empty() && subprotocol.is_empty() {
+        return Err(Error::new(
+            Code::WSB_ERR_HANDSHAKE,
+            "server selected none of the requested subprotocols",
+        )
+        .into());
+    }
+    Ok(subprotocol)
+}
+
+/// Read the HTTP response head, whole (at most MAX_RESPONSE_HEAD bytes);
+/// the bytes after it stay in the transport for the frame reader.
+fn read_head(sock: &TcpStream, t: &mut Transport, w: &mut Waiter<'_>) -> Result<Vec<u8>, Stop> {
+    const STAGE: &str = "WebSocket upgrade";
+    let mut buf = RxBuf::new();
+    t.reclaim(&mut buf);
+    loop {
+        let input = t.input().map_err(|e| io_stage_error(STAGE, e))?;
+        if let Some(i) = input.windows(4).position(|x| x == b"\r\n\r\n") {
+            let head = input[..i + 4].to_vec();
+            t.consume(i + 4);
+            return Ok(head);
+        }
+        if input.len() > MAX_RESPONSE_HEAD {
+            return Err(Error::new(
+                Code::WSB_ERR_HANDSHAKE,
+                format!("server's HTTP response head is over {MAX_RESPONSE_HEAD} bytes"),
+            )
+            .into());
+        }
+        if t.pull_more().map_err(|e| io_stage_error(STAGE, e))? {
+            continue;
+        }
+        if t.at_end() {
+            return Err(Error::new(
+                Code::WSB_ERR_HANDSHAKE,
+                "server closed the connection during the WebSocket upgrade",
+            )
+            .into());
+        }
         loop {
-            let r =
-                read_raw(&sock, &mut buf).map_err(|e| io_stage_error("WebSocket upgrade", e))?;
+            let r = read_raw(sock, &mut buf).map_err(|e| io_stage_error(STAGE, e))?;
             if r.bytes > 0 || r.eof {
-                mid.get_mut().get_mut().supply(&mut buf, r.eof);
+                t.supply(&mut buf, r.eof);
                 break;
             }
-            w.wait("WebSocket upgrade")?;
+            w.wait(STAGE)?;
         }
     }
 }
@@ -400,7 +486,14 @@ fn tls_error(e: io::Error) -> Error {
 /// A read failure during the upgrade: the server dropping the connection
 /// (reset, abort) is a refused upgrade like a plain close; anything else is I/O.
 fn io_stage_error(stage: &str, e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
+        return tls_error(e);
+    }
     match e.kind() {
+        io::ErrorKind::UnexpectedEof => Error::new(
+            Code::WSB_ERR_HANDSHAKE,
+            "server closed the connection during the WebSocket upgrade",
+        ),
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Error::new(
             Code::WSB_ERR_HANDSHAKE,
             "server closed the connection during the WebSocket upgrade",
@@ -436,48 +529,4 @@ fn build_request(
         headers.insert(SEC_WEBSOCKET_PROTOCOL, v);
     }
     Ok(req)
-}
-
-fn handshake_error(e: tungstenite::Error) -> Error {
-    use tungstenite::error::{ProtocolError, SubProtocolError};
-    use tungstenite::Error as E;
-    match e {
-        E::Http(resp) => {
-            let status = resp.status();
-            Error::new(
-                Code::WSB_ERR_HANDSHAKE,
-                format!("HTTP {} from server", status.as_u16()),
-            )
-        }
-        E::Io(io) => {
-            if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-                return tls_error(io);
-            }
-            match io.kind() {
-                io::ErrorKind::UnexpectedEof
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe => Error::new(
-                    Code::WSB_ERR_HANDSHAKE,
-                    "server closed the connection during the WebSocket upgrade",
-                ),
-                _ => Error::new(Code::WSB_ERR_IO, format!("WebSocket upgrade: {io}")),
-            }
-        }
-        E::Protocol(ProtocolError::SecWebSocketSubProtocolError(
-            SubProtocolError::NoSubProtocol,
-        )) => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server selected none of the requested subprotocols",
-        ),
-        E::Protocol(ProtocolError::HandshakeIncomplete) => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server closed the connection during the WebSocket upgrade",
-        ),
-        E::Url(u) => Error::new(Code::WSB_ERR_INVALID_URL, format!("invalid URL: {u}")),
-        other => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            format!("WebSocket upgrade failed: {other}"),
-        ),
-    }
 }

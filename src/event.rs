@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Code, Error};
+use crate::protocol::Payload;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -85,10 +86,14 @@ impl Event {
     pub fn open(subprotocol: &str) -> Event {
         Self::with_payload(Kind::Open, subprotocol.as_bytes())
     }
-    /// A text or binary event, its buffer from `spares` if one fits.
-    pub fn data_in(text: bool, payload: &[u8], spares: &mut Spares) -> Event {
+    /// A text or binary event: a borrowed payload is copied into a buffer
+    /// from `spares` (if one fits); an assembled one becomes the event's.
+    pub fn data_in(text: bool, payload: Payload<'_>, spares: &mut Spares) -> Event {
         let kind = if text { Kind::Text } else { Kind::Binary };
-        Self::with_payload_in(kind, payload, spares.take(payload.len()))
+        match payload {
+            Payload::Borrowed(p) => Self::with_payload_in(kind, p, spares.take(p.len())),
+            Payload::Owned(p) => Self::with_payload_in(kind, &[], p),
+        }
     }
     pub fn error(err: &Error) -> Event {
         let mut e = Self::with_payload(Kind::Error, err.detail.as_bytes());

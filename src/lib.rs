@@ -4,9 +4,10 @@
 //! - [`registry`]: the handle table (u64 handles, never reused) and the set of I/O threads;
 //! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
-//! - [`transport`]: the non-blocking byte stream (plain or rustls) under tungstenite;
+//! - [`transport`]: the non-blocking byte stream (plain or rustls);
+//! - [`protocol`]: the frame layer: how a frame is validated (bytes in →
+//!   messages) and how a frame is written;
 //! - [`outbox`]: outgoing frames, framed by the sending host thread, written by it or the I/O thread;
-//! - [`gate`]: which incoming bytes tungstenite sees (frame-header checks, size limit, close frames);
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
 //! - [`options`], [`tls`], [`url`]: configuration;
@@ -21,10 +22,10 @@ pub mod connect;
 pub mod error;
 pub mod event;
 pub mod ffi;
-pub mod gate;
 pub mod notify;
 pub mod options;
 pub mod outbox;
+pub mod protocol;
 pub mod registry;
 pub mod socket;
 pub mod tls;

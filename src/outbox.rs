@@ -3,9 +3,9 @@
 //! Host threads frame their data messages straight into the outbox (one copy
 //! of the payload, masked as it is copied) under the outbox's own lock, so
 //! sending never waits for the I/O thread's parsing, which holds the
-//! connection lock. tungstenite's own frames (pongs, close) come in through
-//! the transport's `Write` and land behind whatever is already queued. Only
-//! whole frames are appended, so frames from both never interleave.
+//! connection lock. The I/O thread's own frames (pongs, close, keepalive
+//! pings) land behind whatever is already queued. Only whole frames are
+//! appended (by [`crate::protocol::write`]), so frames never interleave.
 //!
 //! The bytes are plaintext: for TLS they are encrypted when flushed, which
 //! needs the connection lock (see `Transport::flush_outbox`).
@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
+
+use crate::protocol::write;
 
 /// Past this many unwritten bytes a sender in a burst flushes itself.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -85,41 +87,24 @@ impl Outbox {
         &self.buf[self.pos..]
     }
 
-    /// Append one frame sent by the host (client to server: masked).
+    /// Append one message (or ping) sent by the host: its payload counts
+    /// as buffered until written.
     pub fn push_frame(&mut self, opcode: u8, payload: &[u8]) {
-        let len = payload.len();
-        let mut head = [0u8; 14];
-        head[0] = 0x80 | opcode;
-        let n = match len {
-            0..=125 => {
-                head[1] = 0x80 | len as u8;
-                2
-            }
-            126..=0xffff => {
-                head[1] = 0x80 | 126;
-                head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-                4
-            }
-            _ => {
-                head[1] = 0x80 | 127;
-                head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-                10
-            }
-        };
+        self.push_control(opcode, payload);
+        self.frames.push_back((self.buf.len(), payload.len()));
+        self.unwritten_payload += payload.len();
+    }
+
+    /// Append a frame of the connection's own (pong, close, keepalive ping):
+    /// not counted as buffered payload.
+    pub fn push_control(&mut self, opcode: u8, payload: &[u8]) {
         if self.masks_left == 0 {
             self.refill_masks();
         }
         self.masks_left -= 1;
         let at = self.masks_left * 4;
         let mask: [u8; 4] = self.masks[at..at + 4].try_into().expect("4 bytes");
-        head[n..n + 4].copy_from_slice(&mask);
-        self.buf.reserve(n + 4 + len);
-        self.buf.extend_from_slice(&head[..n + 4]);
-        let start = self.buf.len();
-        self.buf.extend_from_slice(payload);
-        apply_mask(&mut self.buf[start..], mask);
-        self.frames.push_back((self.buf.len(), len));
-        self.unwritten_payload += len;
+        write::frame(&mut self.buf, opcode, payload, mask);
     }
 
     /// (`rand::random`, not `rand::fill`: with the latter, measured, every
@@ -129,11 +114,6 @@ impl Outbox {
     fn refill_masks(&mut self) {
         self.masks = rand::random();
         self.masks_left = self.masks.len() / 4;
-    }
-
-    /// Append bytes framed elsewhere (tungstenite's control frames).
-    pub fn push_raw(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
     }
 
     /// `n` more bytes were written (or taken by TLS).
@@ -198,20 +178,6 @@ impl Outbox {
     }
 }
 
-/// XOR `buf` with the 4-byte `mask`, eight bytes at a time.
-fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
-    let m = u32::from_ne_bytes(mask);
-    let wide = u64::from(m) | (u64::from(m) << 32);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for c in &mut chunks {
-        let v = u64::from_ne_bytes(c.try_into().expect("8 bytes")) ^ wide;
-        c.copy_from_slice(&v.to_ne_bytes());
-    }
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= mask[i % 4];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,7 +221,7 @@ mod tests {
     fn accounting_follows_partial_writes() {
         let mut o = Outbox::default();
         o.push_frame(0x1, b"hello");
-        o.push_raw(b"\x8a\x80\x00\x00\x00\x00"); // a pong from tungstenite
+        o.push_control(0xa, b""); // a pong: not counted
         o.push_frame(0x2, &[9; 200]);
         assert_eq!(o.buffered(), 205);
         let first = 2 + 4 + 5;
@@ -267,22 +233,6 @@ mod tests {
         assert!(o.write_to(&mut out).unwrap());
         assert_eq!(o.buffered(), 0);
         assert!(o.is_empty());
-        assert_eq!(&out[..6], b"\x8a\x80\x00\x00\x00\x00");
-    }
-
-    #[test]
-    fn mask_matches_the_bytewise_definition() {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        for len in 0..40 {
-            let data: Vec<u8> = (0..len as u8).collect();
-            let mut fast = data.clone();
-            apply_mask(&mut fast, mask);
-            let slow: Vec<u8> = data
-                .iter()
-                .enumerate()
-                .map(|(i, b)| b ^ mask[i % 4])
-                .collect();
-            assert_eq!(fast, slow);
-        }
+        assert_eq!(out[..2], [0x8a, 0x80]);
     }
 }

@@ -2,8 +2,8 @@
 //! socket's own I/O thread, the send/close paths (host side) and the I/O
 //! thread's loop.
 //!
-//! Locks, in the order they may be taken: `core` (tungstenite, TLS, the
-//! parse side), then `outbox` (frames waiting for the socket), then the event
+//! Locks, in the order they may be taken: `core` (the byte stream, TLS, the
+//! frame reader), then `outbox` (frames waiting for the socket), then the event
 //! queue's. Senders take only `outbox` (for TLS they try `core` after
 //! releasing it), so sending does not wait for parsing. None is held while
 //! the notify callback runs. Nothing under a lock blocks on the network: the
@@ -20,15 +20,14 @@ use mio::{Events, Poll, Waker};
 use parking_lot::Mutex;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
-use tungstenite::{Message, WebSocket};
 
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
 use crate::error::{Code, Error, Result};
 use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled, Spares};
-use crate::gate::{self, Incident};
 use crate::notify::Notify;
 use crate::options::Options;
 use crate::outbox::{self, Outbox};
+use crate::protocol::{write, Fault, Item, Reader};
 use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
 
@@ -69,12 +68,20 @@ const FAIL_GRACE: Duration = Duration::from_millis(500);
 const LINGER: Duration = Duration::from_secs(1);
 
 struct Core {
-    ws: Option<WebSocket<Transport>>,
+    /// Once open: the byte stream and the frame reader.
+    wire: Option<Wire>,
     /// Messages sent while connecting: (opcode, payload). The I/O thread
     /// moves them into the outbox, in order, once open.
     queue: VecDeque<(u8, Vec<u8>)>,
     /// Set by wsb_close/wsb_free, taken by the I/O thread.
     close_request: Option<CloseFrame>,
+}
+
+/// An open connection's receive side: bytes (plain or TLS) and the frame
+/// reader that turns them into messages.
+struct Wire {
+    transport: Transport,
+    reader: Reader,
 }
 
 pub struct Socket {
@@ -111,7 +118,7 @@ impl Socket {
             id,
             state: AtomicU8::new(State::Connecting as u8),
             core: Mutex::new(Core {
-                ws: None,
+                wire: None,
                 queue: VecDeque::new(),
                 close_request: None,
             }),
@@ -248,8 +255,8 @@ impl Socket {
                     // TLS: encrypting needs the connection; only if it is free.
                     drop(ob);
                     if let Some(mut core) = self.core.try_lock() {
-                        if let Some(ws) = core.ws.as_mut() {
-                            match ws.get_mut().flush_outbox() {
+                        if let Some(wire) = core.wire.as_mut() {
+                            match wire.transport.flush_outbox() {
                                 Ok(true) => return Ok(()),
                                 Ok(false) => {}
                                 Err(e) => self.outbox.lock().error = Some(e),
@@ -347,67 +354,33 @@ pub fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(86400 * 365))
 }
 
-/// Map a tungstenite error on an open connection to (code, detail, close code to send).
-fn classify(e: tungstenite::Error) -> (Error, Option<CloseCode>) {
-    use tungstenite::error::CapacityError;
-    use tungstenite::Error as E;
-    match e {
-        E::Capacity(CapacityError::MessageTooLong { size, max_size }) => (
-            Error::new(
-                Code::WSB_ERR_MESSAGE_TOO_LARGE,
-                format!("incoming message of {size} bytes exceeds the limit of {max_size} bytes"),
-            ),
-            Some(CloseCode::Size),
-        ),
-        E::Capacity(c) => (
-            Error::new(
-                Code::WSB_ERR_MESSAGE_TOO_LARGE,
-                format!("incoming message too large: {c}"),
-            ),
-            Some(CloseCode::Size),
-        ),
-        E::Utf8(_) => (
-            Error::new(
-                Code::WSB_ERR_PROTOCOL,
-                "peer sent invalid UTF-8 in a text message",
-            ),
-            Some(CloseCode::Invalid),
-        ),
-        E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => (
-            Error::new(
-                Code::WSB_ERR_IO,
-                "connection closed by peer without a closing handshake",
-            ),
-            None,
-        ),
-        E::Protocol(p) => (
-            Error::new(Code::WSB_ERR_PROTOCOL, format!("protocol error: {p}")),
-            Some(CloseCode::Protocol),
-        ),
-        other => (stream_error(other), None),
+/// A failure of the byte stream on an open connection (TLS included).
+fn stream_error(e: io::Error) -> Error {
+    if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return Error::new(Code::WSB_ERR_TLS, t.to_string());
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => closed_without_handshake(),
+        _ => Error::new(Code::WSB_ERR_IO, format!("connection error: {e}")),
     }
 }
 
-fn stream_error(e: tungstenite::Error) -> Error {
-    match e {
-        tungstenite::Error::Io(io) => {
-            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Error::new(Code::WSB_ERR_TLS, t.to_string());
-            }
-            let what = match io.kind() {
-                io::ErrorKind::UnexpectedEof => {
-                    "connection closed by peer without a closing handshake".to_string()
-                }
-                _ => format!("connection error: {io}"),
-            };
-            Error::new(Code::WSB_ERR_IO, what)
-        }
-        other => Error::new(Code::WSB_ERR_IO, format!("connection error: {other}")),
-    }
+fn closed_without_handshake() -> Error {
+    Error::new(
+        Code::WSB_ERR_IO,
+        "connection closed by peer without a closing handshake",
+    )
 }
 
-fn is_would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
+/// Why parsing stopped with something to act on.
+enum Stopped {
+    /// The peer's close frame (or the fault that makes it invalid).
+    PeerClose(std::result::Result<(u16, String), Fault>),
+    Fault(Fault),
+    /// The stream ended (EOF) without the peer's close frame being read.
+    Eof,
+    /// The stream failed.
+    Broken(Error),
 }
 
 /// Entry point of the socket's I/O thread.
@@ -446,7 +419,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
     let Waiter { poll, events, .. } = waiter;
     let Established {
         sock,
-        ws,
+        transport,
         subprotocol,
     } = match est {
         Ok(e) => e,
@@ -480,9 +453,9 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         }
         // From now on all frames go through the outbox; the messages sent
         // while connecting go first.
-        let mut ws = ws;
-        let plain = !ws.get_ref().is_tls();
-        ws.get_mut().attach_outbox(socket.outbox.clone());
+        let mut transport = transport;
+        let plain = !transport.is_tls();
+        transport.attach_outbox(socket.outbox.clone());
         {
             let mut ob = socket.outbox.lock();
             if plain {
@@ -493,7 +466,10 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
                 ob.push_frame(opcode, &payload);
             }
         }
-        core.ws = Some(ws);
+        core.wire = Some(Wire {
+            transport,
+            reader: Reader::new(opts.max_message_size),
+        });
         socket.set_state(State::Open);
         socket.events.push(Event::open(&subprotocol));
     }
@@ -516,7 +492,6 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         close_timeout: opts.close_timeout,
         out: Vec::new(),
         deferred: None,
-        ws_drained: true,
         spares: Spares::default(),
     };
     conn.run(poll, events);
@@ -524,8 +499,8 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
     // The stream lives in `core` (shared with host threads): take it out so
     // the TCP socket is closed now, not when the last handle to the socket
     // state goes away.
-    let ws = socket.core.lock().ws.take();
-    drop(ws);
+    let wire = socket.core.lock().wire.take();
+    drop(wire);
     socket.outbox.lock().close();
 }
 
@@ -543,7 +518,7 @@ struct Conn<'a> {
     peer_close: Option<(u16, String)>,
     /// An ERROR was emitted; no data events may follow.
     failed: bool,
-    /// Our close frame was written to tungstenite (initiated or in reply).
+    /// Our close frame is in the outbox (initiated or in reply).
     sent_close: bool,
     /// CLOSE has been emitted.
     done: bool,
@@ -557,9 +532,6 @@ struct Conn<'a> {
     /// A protocol failure waiting until the host has taken the messages that
     /// arrived before it (so it can still answer them), or until the deadline.
     deferred: Option<(Error, CloseCode, Instant)>,
-    /// tungstenite's last read returned "would block" with no incident: it
-    /// holds no input, so whole messages may bypass it.
-    ws_drained: bool,
     /// Payload buffers to reuse for the next events (see [`Spares`]).
     spares: Spares,
 }
@@ -648,17 +620,17 @@ impl Conn<'_> {
 
     fn buffers_grown(&self) -> bool {
         let core = self.socket.core.lock();
-        core.ws
+        core.wire
             .as_ref()
-            .is_some_and(|ws| ws.get_ref().grown(&self.rx))
+            .is_some_and(|w| w.transport.grown(&self.rx))
             || self.socket.outbox.lock().grown()
             || !self.spares.is_empty()
             || self.socket.events.has_spares()
     }
 
     fn trim_buffers(&mut self) {
-        if let Some(ws) = self.socket.core.lock().ws.as_mut() {
-            ws.get_mut().trim(&mut self.rx);
+        if let Some(wire) = self.socket.core.lock().wire.as_mut() {
+            wire.transport.trim(&mut self.rx);
         }
         self.socket.outbox.lock().trim();
         self.spares.clear();
@@ -714,12 +686,8 @@ impl Conn<'_> {
                 }
             }
             if self.ping_sent.is_none() && now >= self.last_rx + iv && !self.sent_close {
-                let mut core = self.socket.core.lock();
-                if let Some(ws) = core.ws.as_mut() {
-                    // Into the outbox; flushed by the next step.
-                    let _ = ws.write(Message::Ping(Default::default()));
-                }
-                drop(core);
+                // Into the outbox; flushed by the next step.
+                self.socket.outbox.lock().push_control(0x9, &[]);
                 self.ping_sent = Some(now);
             }
         }
@@ -771,14 +739,16 @@ impl Conn<'_> {
 
     /// One round under the lock: supply input, report a failed write from a
     /// host thread, start a requested close, parse everything readable,
-    /// flush the outbox.
+    /// flush the outbox; then act on what stopped the parsing.
     fn step(&mut self, input_eof: Option<bool>) {
         let socket = self.socket.clone();
         let mut guard = socket.core.lock();
         let core = &mut *guard;
-        let Some(ws) = core.ws.as_mut() else { return };
+        let Some(wire) = core.wire.as_mut() else {
+            return;
+        };
         if let Some(eof) = input_eof {
-            ws.get_mut().supply(&mut self.rx, eof);
+            wire.transport.supply(&mut self.rx, eof);
         }
         let write_error = {
             let mut ob = self.socket.outbox.lock();
@@ -792,13 +762,19 @@ impl Conn<'_> {
         // expected (it may close TCP at once): the close completes as usual.
         if let Some(e) = write_error.filter(|_| self.peer_close.is_none()) {
             drop(guard);
-            self.fail_hard(stream_error(tungstenite::Error::Io(e)));
+            self.fail_hard(stream_error(e));
             return;
         }
         if self.done {
             // Only wait for the TCP close now; discard anything else.
-            let _ = ws.read();
-            ws.get_mut().reclaim(&mut self.rx);
+            while let Ok(input) = wire.transport.input() {
+                if input.is_empty() {
+                    break;
+                }
+                let n = input.len();
+                wire.transport.consume(n);
+            }
+            wire.transport.reclaim(&mut self.rx);
             return;
         }
         // 1. A requested close goes after everything sent before it (all of
@@ -808,91 +784,84 @@ impl Conn<'_> {
                 self.sent_close = true;
                 self.close_deadline = Some(Instant::now() + self.close_timeout);
                 // Framed into the outbox; written by the flush below.
-                let _ = ws.close(Some(frame));
+                push_close(&self.socket.outbox, Some(&frame));
             }
         }
         // 2. Parse everything supplied, until the input runs out or the
-        //    gate reports something to act on.
-        let mut ended: Option<tungstenite::Error> = None;
-        let mut incident: Option<Incident> = None;
+        //    reader finds something to act on.
+        let wire = core.wire.as_mut().expect("open");
+        let mut stopped = None;
         while self.deferred.is_none() {
-            // Single-frame messages go straight to events while tungstenite
-            // holds nothing (same checks, see `Gate::clean_message`); the
-            // rest (control frames, fragments, faults) through tungstenite.
-            if self.ws_drained && !self.failed && !self.sent_close && self.peer_close.is_none() {
-                let (out, spares) = (&mut self.out, &mut self.spares);
-                let idle = ws.get_mut().take_clean_messages(|text, payload| {
-                    out.push(Event::data_in(text, payload, spares));
-                });
-                if idle {
-                    break; // tungstenite would only say "would block"
+            let input = match wire.transport.input() {
+                Ok(input) => input,
+                Err(e) => {
+                    stopped = Some(Stopped::Broken(stream_error(e)));
+                    break;
                 }
-            }
-            self.ws_drained = false;
-            match ws.read() {
-                // The gate hands text over as binary (it validated the
-                // UTF-8 itself) and says which messages were text.
-                Ok(Message::Binary(b)) => {
-                    let text = ws.get_mut().take_message_kind() == Some(true);
-                    if !self.failed {
-                        self.out.push(Event::data_in(text, &b, &mut self.spares));
-                    }
-                }
-                Ok(Message::Text(t)) => {
-                    let _ = ws.get_mut().take_message_kind();
+            };
+            let step = wire.reader.read(input);
+            let used = step.used;
+            match step.item {
+                Some(Item::Message { text, payload }) => {
                     if !self.failed {
                         self.out
-                            .push(Event::data_in(true, t.as_bytes(), &mut self.spares));
+                            .push(Event::data_in(text, payload, &mut self.spares));
                     }
                 }
-                // Close frames are taken out by the gate; ping/pong/raw frames
-                // need nothing (tungstenite answers pings).
-                Ok(_) => {}
-                Err(e) if is_would_block(&e) => {
-                    incident = ws.get_mut().take_incident();
-                    self.ws_drained = incident.is_none();
+                Some(Item::Ping(payload)) => {
+                    // Answered behind the data already queued; not once our
+                    // close is out (nothing may follow it).
+                    if !self.sent_close {
+                        self.socket.outbox.lock().push_control(0xa, payload);
+                    }
+                }
+                Some(Item::Pong(_)) => {}
+                Some(Item::Close(close)) => stopped = Some(Stopped::PeerClose(close)),
+                Some(Item::Fault(fault)) => stopped = Some(Stopped::Fault(fault)),
+                None => {
+                    wire.transport.consume(used);
+                    match wire.transport.pull_more() {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(e) => {
+                            stopped = Some(Stopped::Broken(stream_error(e)));
+                            break;
+                        }
+                    }
+                    // All is parsed that can be until more arrives; at the
+                    // end of the stream nothing more will.
+                    if wire.transport.at_end() {
+                        stopped = Some(Stopped::Eof);
+                    }
                     break;
                 }
-                Err(e) => {
-                    ended = Some(e);
-                    break;
-                }
+            }
+            wire.transport.consume(used);
+            if stopped.is_some() {
+                break;
             }
         }
         // 3. Flush the outbox: data frames from senders, and what the above
         //    produced (pongs, our close).
         let flushed = self.flush(core);
-        core.ws
+        core.wire
             .as_mut()
             .expect("open")
-            .get_mut()
+            .transport
             .reclaim(&mut self.rx);
         drop(guard);
-        match (incident, ended) {
-            (Some(Incident::PeerClose(payload)), _) => self.on_peer_close(&payload),
-            (Some(Incident::Oversize(size)), _) => self.fail_protocol(
-                Error::new(
-                    Code::WSB_ERR_MESSAGE_TOO_LARGE,
-                    format!(
-                        "incoming message of {size} bytes exceeds the limit of {} bytes",
-                        socket.max_message_size
-                    ),
-                ),
-                CloseCode::Size,
-            ),
-            (Some(Incident::InvalidUtf8), _) => self.fail_protocol(
-                Error::new(
-                    Code::WSB_ERR_PROTOCOL,
-                    "peer sent invalid UTF-8 in a text message",
-                ),
-                CloseCode::Invalid,
-            ),
-            (Some(Incident::Violation(detail)), _) => self.fail_protocol(
-                Error::new(Code::WSB_ERR_PROTOCOL, detail),
-                CloseCode::Protocol,
-            ),
-            (None, Some(e)) => self.on_read_end(e),
-            (None, None) => {
+        match stopped {
+            Some(Stopped::PeerClose(close)) => self.on_peer_close(close),
+            Some(Stopped::Fault(fault)) => self.fail_protocol(fault.error(), fault.close_code()),
+            Some(Stopped::Eof) => match self.peer_close.clone() {
+                Some((code, reason)) => {
+                    self.eof = true;
+                    self.emit_close(code, true, reason);
+                }
+                None => self.fail_hard(closed_without_handshake()),
+            },
+            Some(Stopped::Broken(err)) => self.fail_hard(err),
+            None => {
                 if flushed {
                     self.maybe_closed();
                 }
@@ -902,10 +871,10 @@ impl Conn<'_> {
 
     /// Write the outbox to the socket; true if everything is out.
     fn flush(&mut self, core: &mut Core) -> bool {
-        let Some(ws) = core.ws.as_mut() else {
+        let Some(wire) = core.wire.as_mut() else {
             return false;
         };
-        match ws.get_mut().flush_outbox() {
+        match wire.transport.flush_outbox() {
             Ok(all) => all,
             Err(_) => {
                 // The read side reports the broken connection.
@@ -934,10 +903,8 @@ impl Conn<'_> {
         core.close_request = None;
         if !self.sent_close {
             self.sent_close = true;
-            if let Some(ws) = core.ws.as_mut() {
-                // Into the outbox, behind the data already sent.
-                let _ = ws.close(frame);
-            }
+            // Into the outbox, behind the data already sent.
+            push_close(&self.socket.outbox, frame.as_ref());
         }
         let flushed = self.flush(&mut core);
         drop(core);
@@ -946,9 +913,10 @@ impl Conn<'_> {
         }
     }
 
-    /// The peer's close frame arrived (taken out of the stream by the gate).
-    fn on_peer_close(&mut self, payload: &[u8]) {
-        match gate::parse_close(payload) {
+    /// The peer's close frame arrived: answer it (echoing its code), or, if
+    /// it is invalid, fail with the fault's code as our answer.
+    fn on_peer_close(&mut self, close: std::result::Result<(u16, String), Fault>) {
+        match close {
             Ok((code, reason)) => {
                 self.peer_close = Some((code, reason));
                 // Echo the peer's code (RFC 6455 §5.5.1), or answer an empty
@@ -959,17 +927,12 @@ impl Conn<'_> {
                 });
                 self.send_close(reply);
             }
-            Err((detail, bad_utf8)) => {
+            Err(fault) => {
                 if !self.failed && !self.sent_close {
                     self.failed = true;
-                    self.out
-                        .push(Event::error(&Error::new(Code::WSB_ERR_PROTOCOL, detail)));
+                    self.out.push(Event::error(&fault.error()));
                 }
-                let code = if bad_utf8 {
-                    CloseCode::Invalid
-                } else {
-                    CloseCode::Protocol
-                };
+                let code = fault.close_code();
                 self.peer_close = Some((u16::from(code), String::new()));
                 self.send_close(Some(CloseFrame {
                     code,
@@ -977,7 +940,7 @@ impl Conn<'_> {
                 }));
             }
         }
-        // Anything still readable is discarded by the gate; keep going.
+        // Anything still readable is discarded by the reader; keep going.
         self.step(None);
     }
 
@@ -1028,21 +991,13 @@ impl Conn<'_> {
         }));
         self.step(None);
     }
+}
 
-    fn on_read_end(&mut self, e: tungstenite::Error) {
-        use tungstenite::Error as E;
-        match e {
-            E::ConnectionClosed | E::AlreadyClosed => {
-                self.eof = true;
-                match self.peer_close.clone() {
-                    Some((code, reason)) => self.emit_close(code, true, reason),
-                    None => self.emit_close(1006, false, String::new()),
-                }
-            }
-            other => match classify(other) {
-                (err, Some(code)) => self.fail_protocol(err, code),
-                (err, None) => self.fail_hard(err),
-            },
-        }
-    }
+/// Frame our close (`None`: an empty one) into the outbox.
+fn push_close(outbox: &Mutex<Outbox>, frame: Option<&CloseFrame>) {
+    let payload = write::close_payload(
+        frame.map(|f| u16::from(f.code)),
+        frame.map_or("", |f| f.reason.as_str()),
+    );
+    outbox.lock().push_control(0x8, &payload);
 }

@@ -1,12 +1,15 @@
-//! The byte stream under tungstenite: a non-blocking mio `TcpStream`, plain or
-//! wrapped in a rustls `ClientConnection`.
+//! The byte stream: a non-blocking mio `TcpStream`, plain or wrapped in a
+//! rustls `ClientConnection`.
 //!
 //! Reads are split in two so the socket lock is not held across `read(2)`:
 //! the I/O thread reads raw bytes from the socket into its own buffer
 //! ([`read_raw`]), then, under the lock, hands them to the transport
-//! ([`Transport::supply`]) and lets tungstenite parse. `Read` therefore only
-//! consumes supplied bytes and says `WouldBlock` when they run out. Writes go
-//! straight to the socket (from whichever thread holds the lock).
+//! ([`Transport::supply`]). The frame reader then looks at the (decrypted)
+//! bytes in place ([`Transport::input`]), consumes what it used
+//! ([`Transport::consume`]) and leaves the rest, the first part of a frame
+//! header, say, in front of the next bytes ([`Transport::pull_more`]).
+//! Before the connection opens, writes (the upgrade request) go straight to
+//! the socket; after, everything goes through the outbox.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -15,7 +18,6 @@ use mio::net::TcpStream;
 use parking_lot::Mutex;
 use rustls::ClientConnection;
 
-use crate::gate::{self, Gate, Incident, Step};
 use crate::outbox::Outbox;
 
 /// Largest chunk read from the socket before it is parsed.
@@ -32,16 +34,11 @@ pub struct Transport {
     rx_pos: usize,
     /// The peer closed its sending side (read returned 0).
     eof: bool,
-    /// TLS only: decrypted bytes not yet handed to tungstenite.
+    /// TLS only: decrypted bytes not yet consumed.
     plain: RxBuf,
     plain_pos: usize,
-    /// What may be handed to tungstenite (see [`crate::gate`]).
-    gate: Gate,
-    /// Once open: where writes go (see [`crate::outbox`]). Before (during
-    /// the TLS handshake and the upgrade) writes go straight to the socket.
+    /// Once open: what `flush_outbox` writes (see [`crate::outbox`]).
     outbox: Option<Arc<Mutex<Outbox>>>,
-    /// A TLS error met by `take_clean_messages`, for the next read to return.
-    pending_error: Option<io::Error>,
 }
 
 /// Bytes read from the socket: `data[..end]` is filled. `data` keeps its
@@ -153,7 +150,7 @@ fn would_block() -> io::Error {
 }
 
 impl Transport {
-    fn new(sock: Arc<TcpStream>, tls: Option<Box<ClientConnection>>, max_frame: usize) -> Self {
+    fn new(sock: Arc<TcpStream>, tls: Option<Box<ClientConnection>>) -> Self {
         Transport {
             sock,
             tls,
@@ -162,26 +159,23 @@ impl Transport {
             eof: false,
             plain: RxBuf::new(),
             plain_pos: 0,
-            gate: Gate::new(max_frame),
             outbox: None,
-            pending_error: None,
         }
     }
 
-    /// `max_frame`: the largest frame payload passed to tungstenite.
-    pub fn plain(sock: Arc<TcpStream>, max_frame: usize) -> Self {
-        Self::new(sock, None, max_frame)
+    pub fn plain(sock: Arc<TcpStream>) -> Self {
+        Self::new(sock, None)
     }
 
-    pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection, max_frame: usize) -> Self {
-        Self::new(sock, Some(Box::new(conn)), max_frame)
+    pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection) -> Self {
+        Self::new(sock, Some(Box::new(conn)))
     }
 
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
     }
 
-    /// The connection is open: from now on writes go into `outbox`.
+    /// The connection is open: from now on frames go through `outbox`.
     pub fn attach_outbox(&mut self, outbox: Arc<Mutex<Outbox>>) {
         self.outbox = Some(outbox);
     }
@@ -213,56 +207,6 @@ impl Transport {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// Whether the data message tungstenite just returned was text (the
-    /// gate passes text frames as binary, see [`crate::gate`]).
-    pub fn take_message_kind(&mut self) -> Option<bool> {
-        self.gate.take_message_kind()
-    }
-
-    /// Hand `f` (is text, payload) every whole single-frame data message at
-    /// the front of the input, straight from the receive buffer, while the
-    /// gate vouches for it ([`Gate::clean_message`]); stop at the first frame
-    /// that must go through tungstenite. Only call when tungstenite holds no
-    /// input (its last read returned "would block" with nothing else pending).
-    /// Small messages are most of the traffic: this spares each a frame
-    /// parse, a buffer split and an allocation inside tungstenite.
-    ///
-    /// Returns true if a read by tungstenite would now find nothing to do (no
-    /// input, or only the first part of a frame the gate holds back, and no
-    /// EOF or error to report): the caller may skip it, and the 16 KiB its
-    /// read buffer zero-fills on every attempt.
-    pub fn take_clean_messages(&mut self, mut f: impl FnMut(bool, &[u8])) -> bool {
-        if self.pending_error.is_some() {
-            return false;
-        }
-        loop {
-            match self.available() {
-                Ok(0) => return !self.eof,
-                Ok(_) => {}
-                Err(e) => {
-                    self.pending_error = Some(e);
-                    return false;
-                }
-            }
-            let input: &[u8] = match self.tls {
-                None => &self.rx.filled()[self.rx_pos..],
-                Some(_) => &self.plain.filled()[self.plain_pos..],
-            };
-            let Some((text, hlen, total)) = self.gate.clean_message(input) else {
-                // (TLS: more records may complete the frame; let the read
-                // path pull them.)
-                return !self.eof && self.tls.is_none() && self.gate.holds(input);
-            };
-            f(text, &input[hlen..total]);
-            self.consume(total);
-        }
-    }
-
-    /// What the frame gate reported since the last call, if anything.
-    pub fn take_incident(&mut self) -> Option<Incident> {
-        self.gate.take_incident()
     }
 
     /// Hand over bytes read by [`read_raw`]. `buf` is swapped in when nothing
@@ -394,9 +338,67 @@ impl Transport {
 }
 
 impl Transport {
-    /// Decrypted (or, for plain sockets, received) bytes ready for tungstenite.
-    /// TLS: refills from rustls when empty. Empty + Ok means WouldBlock, or EOF
-    /// when `self.eof` is set and nothing more can come.
+    /// The received (for TLS, decrypted) bytes not consumed yet; for TLS,
+    /// refilled from rustls when they ran out. Empty: nothing more until
+    /// the next [`Transport::supply`] (or the end of the stream, see
+    /// [`Transport::at_end`]).
+    pub fn input(&mut self) -> io::Result<&[u8]> {
+        self.available()?;
+        Ok(self.unconsumed())
+    }
+
+    /// The first `n` bytes of [`Transport::input`] are used.
+    pub fn consume(&mut self, n: usize) {
+        if self.tls.is_none() {
+            self.rx_pos += n;
+        } else {
+            self.plain_pos += n;
+        }
+    }
+
+    /// More bytes behind the unconsumed ones, for a reader that needs more
+    /// than [`Transport::input`] holds (a frame header or control frame cut
+    /// by a TLS record boundary). Ok(false): none until the next supply.
+    pub fn pull_more(&mut self) -> io::Result<bool> {
+        if self.tls.is_none() {
+            return Ok(false);
+        }
+        if self.plain_pos > 0 {
+            self.plain.consume_front(self.plain_pos);
+            self.plain_pos = 0;
+        }
+        loop {
+            let tls = self.tls.as_deref_mut().expect("tls transport");
+            match tls.reader().read(self.plain.spare(TLS_CHUNK)) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.plain.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.feed_tls()? {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The stream has ended (the peer closed its side; TLS: with
+    /// close_notify, an unclean end is an error from [`Transport::input`]):
+    /// once the input is exhausted and [`Transport::pull_more`] finds
+    /// nothing, no more bytes will come.
+    pub fn at_end(&self) -> bool {
+        self.eof
+    }
+
+    /// Decrypted (or, for plain sockets, received) bytes not consumed yet.
+    /// TLS: refills from rustls when empty. 0 means nothing until the next
+    /// supply, or the end of the stream.
     fn available(&mut self) -> io::Result<usize> {
         if self.tls.is_none() {
             return Ok(self.rx.len() - self.rx_pos);
@@ -436,120 +438,17 @@ impl Transport {
         }
     }
 
-    fn input(&self) -> &[u8] {
+    fn unconsumed(&self) -> &[u8] {
         if self.tls.is_none() {
             &self.rx.filled()[self.rx_pos..]
         } else {
             &self.plain.filled()[self.plain_pos..]
         }
     }
-
-    fn consume(&mut self, n: usize) {
-        if self.tls.is_none() {
-            self.rx_pos += n;
-        } else {
-            self.plain_pos += n;
-        }
-    }
-
-    /// At EOF, plain sockets report it only once all bytes are consumed; TLS
-    /// EOF without close_notify is an error from rustls, which `available` returns.
-    fn at_eof(&self) -> bool {
-        self.eof && (self.tls.is_some() || self.rx_pos >= self.rx.len())
-    }
-}
-
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if let Some(e) = self.pending_error.take() {
-            return Err(e);
-        }
-        loop {
-            if self.available()? == 0 {
-                return if self.at_eof() {
-                    Ok(0)
-                } else {
-                    Err(would_block())
-                };
-            }
-            let input: &[u8] = match self.tls {
-                None => &self.rx.filled()[self.rx_pos..],
-                Some(_) => &self.plain.filled()[self.plain_pos..],
-            };
-            match self.gate.next_run(input, buf.len()) {
-                Step::Pass(n) => {
-                    buf[..n].copy_from_slice(&self.input()[..n]);
-                    for &at in self.gate.rewrites() {
-                        buf[at] = gate::as_binary(buf[at]);
-                    }
-                    self.consume(n);
-                    return Ok(n);
-                }
-                Step::Drop { n, stop } => {
-                    self.consume(n);
-                    if stop {
-                        return Err(would_block());
-                    }
-                }
-                Step::NeedMore => {
-                    if self.eof {
-                        // Truncated by EOF: hand over the rest; tungstenite
-                        // reports the connection as reset.
-                        let input = self.input();
-                        let n = input.len().min(buf.len());
-                        buf[..n].copy_from_slice(&input[..n]);
-                        self.consume(n);
-                        return Ok(n);
-                    }
-                    if self.tls.is_none() || !self.pull_more_plaintext()? {
-                        return Err(would_block());
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Transport {
-    /// TLS: append more decrypted bytes behind the unconsumed ones (used when
-    /// a frame header straddles two TLS records). Ok(false) if none are ready.
-    fn pull_more_plaintext(&mut self) -> io::Result<bool> {
-        if self.plain_pos > 0 {
-            self.plain.consume_front(self.plain_pos);
-            self.plain_pos = 0;
-        }
-        loop {
-            let tls = self.tls.as_deref_mut().expect("tls transport");
-            match tls.reader().read(self.plain.spare(TLS_CHUNK)) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(true);
-                }
-                Ok(n) => {
-                    self.plain.end += n;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !self.feed_tls()? {
-                        return Ok(false);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
 }
 
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(outbox) = &self.outbox {
-            // tungstenite writes whole frames: they stay whole in the outbox.
-            outbox.lock().push_raw(buf);
-            return Ok(buf.len());
-        }
         let Some(tls) = self.tls.as_deref_mut() else {
             return (&*self.sock).write(buf);
         };
@@ -572,12 +471,6 @@ impl Write for Transport {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if self.outbox.is_some() {
-            return match self.flush_outbox()? {
-                true => Ok(()),
-                false => Err(would_block()),
-            };
-        }
         self.write_tls()
     }
 }
