@@ -433,3 +433,86 @@ fn assert_refused(m: &Measured, detail: &str) {
     assert_eq!(m.peer.client_close, Some(Some(1009)), "{:?}", m.peer);
     assert_eq!((m.evs[1].close_code, m.evs[1].clean), (1006, false));
 }
+
+// ---------------------------------------------------------------- declared lengths that cannot be allocated
+
+/// Environment variable that makes `huge_declared_length_case` run one case
+/// ("LIMIT DECLARED"); without it that test does nothing.
+const HUGE_CASE: &str = "WSB_TEST_HUGE_CASE";
+
+/// Issue 16: with the limit at SIZE_MAX (or 2^40, 2^62), a frame header
+/// declaring 2^40, 2^62 or 2^63-1 bytes used to make the library reserve
+/// that much up front, and the failed allocation aborted the host process.
+/// Each case runs in a child process (this test binary, filtered to the one
+/// case below), so an abort fails this test instead of killing the binary.
+#[test]
+fn huge_declared_lengths_never_abort_the_host() {
+    let exe = std::env::current_exe().expect("test binary path");
+    for limit in [usize::MAX, 1 << 40, 1 << 62] {
+        for declared in [1u64 << 40, 1 << 62, (1 << 63) - 1] {
+            let out = std::process::Command::new(&exe)
+                .args(["--exact", "huge_declared_length_case", "--nocapture"])
+                .env(HUGE_CASE, format!("{limit} {declared}"))
+                .output()
+                .expect("run the child");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "limit {limit}, declared {declared}: child failed ({}):\n{stderr}",
+                out.status
+            );
+            assert!(
+                stderr.contains("memory: huge"),
+                "limit {limit}, declared {declared}: the case did not run:\n{stderr}"
+            );
+        }
+    }
+}
+
+/// One case of the test above (run by it as a child process). The peer
+/// declares the length, then sends 4 MiB of payload and closes: a frame the
+/// limit allows is stored as its bytes arrive (so at most about 4 MiB, and
+/// the connection ends without a close: ERROR + CLOSE 1006); one over the
+/// limit is refused from its header (ERROR MESSAGE_TOO_LARGE, close 1009).
+#[test]
+fn huge_declared_length_case() {
+    let Ok(case) = std::env::var(HUGE_CASE) else {
+        return;
+    };
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (limit, declared) = case.split_once(' ').expect("LIMIT DECLARED");
+    let limit: usize = limit.parse().expect("limit");
+    let declared: u64 = declared.parse().expect("declared");
+    const TOTAL: usize = 4 * MIB;
+    let o = Opts::new().max_message(limit).close_timeout(60_000);
+    let m = run(
+        Flood::OneFrame {
+            declared,
+            total: TOTAL,
+        },
+        &o,
+    );
+    report(
+        &format!("huge header, limit {limit}, declared {declared}, 4 MiB streamed"),
+        &m,
+    );
+    if declared > limit as u64 {
+        assert_refused(&m, &declared.to_string());
+    } else {
+        assert_eq!(
+            kinds(&m.evs),
+            [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+            "{:?}",
+            m.evs
+        );
+        assert_eq!(m.evs[0].error, WSB_ERR_IO, "{}", m.evs[0].text());
+        assert_eq!((m.evs[1].close_code, m.evs[1].clean), (1006, false));
+    }
+    // Whatever the header says, what is held is what arrived: the 4 MiB
+    // (its buffer grown by doubling, so up to 8 MiB) plus the connection's own.
+    assert!(
+        m.whole < 2 * TOTAL + 2 * MIB,
+        "peak allocation growth {}",
+        mib(m.whole)
+    );
+}
