@@ -4,6 +4,7 @@
 //! - [`registry`]: the handle table (u64 handles, never reused) and the set of I/O threads;
 //! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
+//! - [`handshake`]: the upgrade's request bytes and the checks of the server's 101 response;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls) under tungstenite;
 //! - [`outbox`]: outgoing frames, framed by the sending host thread, written by it or the I/O thread;
 //! - [`gate`]: which incoming bytes tungstenite sees (frame-header checks, size limit, close frames);
@@ -22,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod ffi;
 pub mod gate;
+pub mod handshake;
 pub mod notify;
 pub mod options;
 pub mod outbox;
