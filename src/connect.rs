@@ -1,30 +1,25 @@
 //! Opening a connection, on the socket's own I/O thread: resolve, TCP connect
 //! (each address, non-blocking, bounded by the connect timeout), the HTTP
-//! proxy's CONNECT tunnel if one is set, TLS, then the HTTP upgrade. Every
-//! wait goes through the thread's `mio::Poll`, so a local close or
-//! `wsb_shutdown` interrupts it at once (except a DNS lookup in progress,
-//! which cannot be cancelled). Each failure maps to its own code; every
-//! failure of the proxy stage (unreachable, refused CONNECT, bad reply) is
-//! `WSB_ERR_CONNECT` with a detail that names the proxy.
+//! proxy's CONNECT tunnel if one is set, TLS, then the HTTP upgrade (its
+//! request and checks are [`crate::handshake`]'s). Every wait goes through
+//! the thread's `mio::Poll`, so a local close or `wsb_shutdown` interrupts
+//! it at once (except a DNS lookup in progress, which cannot be cancelled).
+//! Each failure maps to its own code; every failure of the proxy stage
+//! (unreachable, refused CONNECT, bad reply) is `WSB_ERR_CONNECT` with a
+//! detail that names the proxy.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::HandshakeError;
-// Header names as constants: a lookup by &str parses the name with an
-// uninitialised scratch buffer that valgrind flags in optimised builds.
-use tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
-use tungstenite::http::{HeaderName, HeaderValue};
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::WebSocket;
 
 use crate::error::{Code, Error};
+use crate::handshake::{self, Request, ResponseHead};
 use crate::options::{Options, Proxy};
 use crate::tls;
 use crate::transport::{read_raw, RxBuf, Transport};
@@ -146,41 +141,109 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         }
         t
     };
-    let request = build_request(url, opts)?;
-    let mut buf = RxBuf::new();
-    transport.reclaim(&mut buf);
-    let mut mid = match ClientHandshake::start(transport, request, Some(ws_config(opts))) {
-        Ok(m) => m,
-        Err(e) => return Err(handshake_error(e).into()),
-    };
+    let request = Request::new(url, opts)?;
+    send_request(&mut transport, &request.bytes, w)?;
+    let head = read_response_head(&sock, &mut transport, w)?;
+    // No extension is offered (yet: permessage-deflate is issue 13).
+    let accepted = handshake::verify(&head, &request.accept, &opts.subprotocols, &[])?;
+    let ws = WebSocket::from_raw_socket(transport, Role::Client, Some(ws_config(opts)));
+    Ok(Established {
+        sock,
+        ws,
+        subprotocol: accepted.subprotocol,
+    })
+}
+
+const UPGRADE: &str = "WebSocket upgrade";
+
+/// Write the upgrade request (before the outbox is attached, the transport
+/// writes straight to the socket, through rustls for TLS).
+fn send_request(t: &mut Transport, bytes: &[u8], w: &mut Waiter<'_>) -> Result<(), Stop> {
+    let mut out = bytes;
+    while !out.is_empty() {
+        match t.write(out) {
+            Ok(0) => return Err(closed_during_upgrade().into()),
+            Ok(n) => out = &out[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(UPGRADE)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(upgrade_io_error(e).into()),
+        }
+    }
+    // TLS: the records rustls still holds.
     loop {
-        match mid.handshake() {
-            Ok((ws, response)) => {
-                let subprotocol = response
-                    .headers()
-                    .get(SEC_WEBSOCKET_PROTOCOL)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                return Ok(Established {
-                    sock,
-                    ws,
-                    subprotocol,
-                });
-            }
-            Err(HandshakeError::Failure(e)) => return Err(handshake_error(e).into()),
-            Err(HandshakeError::Interrupted(m)) => mid = m,
+        match t.flush() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(UPGRADE)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(upgrade_io_error(e).into()),
         }
-        // Need more input: read what is there, else wait for it.
-        loop {
-            let r =
-                read_raw(&sock, &mut buf).map_err(|e| io_stage_error("WebSocket upgrade", e))?;
-            if r.bytes > 0 || r.eof {
-                mid.get_mut().get_mut().supply(&mut buf, r.eof);
-                break;
+    }
+}
+
+/// Read the server's response head, whole (up to
+/// [`handshake::MAX_RESPONSE_HEAD`]), through the transport: its gate hands
+/// over bytes up to the end of the head only, so what follows stays in the
+/// transport for the frame reader.
+fn read_response_head(
+    sock: &TcpStream,
+    t: &mut Transport,
+    w: &mut Waiter<'_>,
+) -> Result<Vec<u8>, Stop> {
+    let mut head = ResponseHead::new();
+    let mut raw = RxBuf::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match t.read(&mut chunk) {
+            Ok(0) => return Err(closed_during_upgrade().into()),
+            Ok(n) => {
+                if head.push(&chunk[..n])? {
+                    break;
+                }
             }
-            w.wait("WebSocket upgrade")?;
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The transport has nothing left: read the socket, else wait.
+                let r = read_raw(sock, &mut raw).map_err(upgrade_io_error)?;
+                if r.bytes > 0 || r.eof {
+                    t.supply(&mut raw, r.eof);
+                } else {
+                    w.wait(UPGRADE)?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(upgrade_io_error(e).into()),
         }
+    }
+    if !head.excess().is_empty() {
+        // Frame bytes would be lost: the reader must stop at the head's end.
+        return Err(Error::new(
+            Code::WSB_ERR_INTERNAL,
+            "bug: frame bytes were read with the HTTP response head",
+        )
+        .into());
+    }
+    Ok(head.head().to_vec())
+}
+
+fn closed_during_upgrade() -> Error {
+    Error::new(
+        Code::WSB_ERR_HANDSHAKE,
+        "server closed the connection during the WebSocket upgrade",
+    )
+}
+
+/// An I/O failure during the upgrade: a TLS error is WSB_ERR_TLS; the server
+/// dropping the connection (EOF, reset, abort) is a refused upgrade;
+/// anything else is WSB_ERR_IO.
+fn upgrade_io_error(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
+        return tls_error(e);
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => closed_during_upgrade(),
+        _ => Error::new(Code::WSB_ERR_IO, format!("{UPGRADE}: {e}")),
     }
 }
 
@@ -395,89 +458,4 @@ fn tls_error(e: io::Error) -> Error {
         return Error::new(Code::WSB_ERR_TLS, inner.to_string());
     }
     Error::new(Code::WSB_ERR_TLS, format!("TLS handshake: {e}"))
-}
-
-/// A read failure during the upgrade: the server dropping the connection
-/// (reset, abort) is a refused upgrade like a plain close; anything else is I/O.
-fn io_stage_error(stage: &str, e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server closed the connection during the WebSocket upgrade",
-        ),
-        _ => Error::new(Code::WSB_ERR_IO, format!("{stage}: {e}")),
-    }
-}
-
-fn build_request(
-    url: &WsUrl,
-    opts: &Options,
-) -> Result<tungstenite::handshake::client::Request, Error> {
-    let mut req = url
-        .request_uri()
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Error::new(Code::WSB_ERR_INVALID_URL, format!("invalid URL: {e}")))?;
-    let headers = req.headers_mut();
-    for (name, value) in &opts.headers {
-        let n = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| Error::invalid_argument(format!("header {name:?}: {e}")))?;
-        let v = HeaderValue::from_str(value)
-            .map_err(|e| Error::invalid_argument(format!("header {name:?}: {e}")))?;
-        if n == tungstenite::http::header::HOST {
-            headers.insert(n, v);
-        } else {
-            headers.append(n, v);
-        }
-    }
-    if !opts.subprotocols.is_empty() {
-        let v = HeaderValue::from_str(&opts.subprotocols.join(", "))
-            .map_err(|e| Error::invalid_argument(format!("subprotocols: {e}")))?;
-        headers.insert(SEC_WEBSOCKET_PROTOCOL, v);
-    }
-    Ok(req)
-}
-
-fn handshake_error(e: tungstenite::Error) -> Error {
-    use tungstenite::error::{ProtocolError, SubProtocolError};
-    use tungstenite::Error as E;
-    match e {
-        E::Http(resp) => {
-            let status = resp.status();
-            Error::new(
-                Code::WSB_ERR_HANDSHAKE,
-                format!("HTTP {} from server", status.as_u16()),
-            )
-        }
-        E::Io(io) => {
-            if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-                return tls_error(io);
-            }
-            match io.kind() {
-                io::ErrorKind::UnexpectedEof
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe => Error::new(
-                    Code::WSB_ERR_HANDSHAKE,
-                    "server closed the connection during the WebSocket upgrade",
-                ),
-                _ => Error::new(Code::WSB_ERR_IO, format!("WebSocket upgrade: {io}")),
-            }
-        }
-        E::Protocol(ProtocolError::SecWebSocketSubProtocolError(
-            SubProtocolError::NoSubProtocol,
-        )) => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server selected none of the requested subprotocols",
-        ),
-        E::Protocol(ProtocolError::HandshakeIncomplete) => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server closed the connection during the WebSocket upgrade",
-        ),
-        E::Url(u) => Error::new(Code::WSB_ERR_INVALID_URL, format!("invalid URL: {u}")),
-        other => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            format!("WebSocket upgrade failed: {other}"),
-        ),
-    }
 }
