@@ -395,6 +395,15 @@ enum wsb_result wsb_options_set_proxy(struct wsb_options *opts, const char *url)
  * `opts` may be NULL (defaults); it is copied, so it may be freed right after.
  * `url` is copied. User info in the URL is ignored and a fragment is dropped.
  * Thread-safe.
+ *
+ * The upgrade (RFC 6455 §4.1) fails with WSB_ERR_HANDSHAKE when the server
+ * answers anything but a valid 101: another status ("HTTP 403 from
+ * server"), a head whose Upgrade, Connection (a list that must contain the
+ * `upgrade` token) or Sec-WebSocket-Accept is wrong, a subprotocol that was
+ * not requested (or none when some were), or a Sec-WebSocket-Extensions
+ * extension the client did not offer (it offers none: any fails). The
+ * server's response head (status line, headers, blank line) may be at most
+ * 64 KiB (65536 bytes); a longer one fails with a detail that says so.
  */
 enum wsb_result wsb_connect(const char *url, const struct wsb_options *opts, wsb_socket *out);
 

@@ -1,11 +1,12 @@
 //! Opening a connection, on the socket's own I/O thread: resolve, TCP connect
 //! (each address, non-blocking, bounded by the connect timeout), the HTTP
-//! proxy's CONNECT tunnel if one is set, TLS, then the HTTP upgrade. Every
-//! wait goes through the thread's `mio::Poll`, so a local close or
-//! `wsb_shutdown` interrupts it at once (except a DNS lookup in progress,
-//! which cannot be cancelled). Each failure maps to its own code; every
-//! failure of the proxy stage (unreachable, refused CONNECT, bad reply) is
-//! `WSB_ERR_CONNECT` with a detail that names the proxy.
+//! proxy's CONNECT tunnel if one is set, TLS, then the HTTP upgrade (its
+//! request and checks are [`crate::handshake`]'s). Every wait goes through
+//! the thread's `mio::Poll`, so a local close or `wsb_shutdown` interrupts
+//! it at once (except a DNS lookup in progress, which cannot be cancelled).
+//! Each failure maps to its own code; every failure of the proxy stage
+//! (unreachable, refused CONNECT, bad reply) is `WSB_ERR_CONNECT` with a
+//! detail that names the proxy.
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -14,13 +15,9 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use tungstenite::client::IntoClientRequest;
-// Header names as constants: a lookup by &str parses the name with an
-// uninitialised scratch buffer that valgrind flags in optimised builds.
-use tungstenite::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL};
-use tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::error::{Code, Error};
+use crate::handshake::{self, Request, ResponseHead};
 use crate::options::{Options, Proxy};
 use crate::tls;
 use crate::transport::{read_raw, RxBuf, Transport};
@@ -132,141 +129,101 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         }
         t
     };
-    let subprotocol = upgrade(&sock, &mut transport, url, opts, w)?;
+    let request = Request::new(url, opts)?;
+    send_request(&mut transport, &request.bytes, w)?;
+    let head = read_response_head(&sock, &mut transport, w)?;
+    // No extension is offered (yet: permessage-deflate is issue 13).
+    let accepted = handshake::verify(&head, &request.accept, &opts.subprotocols, &[])?;
     Ok(Established {
         sock,
         transport,
-        subprotocol,
+        subprotocol: accepted.subprotocol,
     })
 }
 
-/// Largest HTTP response head accepted for the upgrade.
-pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+const UPGRADE: &str = "WebSocket upgrade";
 
-/// The HTTP upgrade: send the request, read the response head whole, check
-/// it. Returns the subprotocol the server selected ("" for none).
-fn upgrade(
-    sock: &TcpStream,
-    t: &mut Transport,
-    url: &WsUrl,
-    opts: &Options,
-    w: &mut Waiter<'_>,
-) -> Result<String, Stop> {
-    const STAGE: &str = "WebSocket upgrade";
-    let request = build_request(url, opts)?;
-    let key = request
-        .headers()
-        .get(SEC_WEBSOCKET_KEY)
-        .map(|k| k.as_bytes().to_vec())
-        .unwrap_or_default();
-    let mut bytes = format!("GET {} HTTP/1.1\r\n", url.resource).into_bytes();
-    for (name, value) in request.headers() {
-        bytes.extend_from_slice(name.as_str().as_bytes());
-        bytes.extend_from_slice(b": ");
-        bytes.extend_from_slice(value.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
-    }
-    bytes.extend_from_slice(b"\r\n");
-    let mut out = bytes.as_slice();
+/// Write the upgrade request (before the outbox is attached, the transport
+/// writes straight to the socket, through rustls for TLS).
+fn send_request(t: &mut Transport, bytes: &[u8], w: &mut Waiter<'_>) -> Result<(), Stop> {
+    let mut out = bytes;
     while !out.is_empty() {
         match t.write(out) {
-            Ok(0) => return Err(io_stage_error(STAGE, io::ErrorKind::WriteZero.into()).into()),
+            Ok(0) => return Err(closed_during_upgrade().into()),
             Ok(n) => out = &out[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(STAGE)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(UPGRADE)?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_stage_error(STAGE, e).into()),
+            Err(e) => return Err(upgrade_io_error(e).into()),
         }
     }
-    let _ = t.flush();
-    let head = read_head(sock, t, w)?;
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(&head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => {
-            return Err(Error::new(
-                Code::WSB_ERR_HANDSHAKE,
-                "WebSocket upgrade failed: malformed HTTP response",
-            )
-            .into())
+    // TLS: the records rustls still holds.
+    loop {
+        match t.flush() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(UPGRADE)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(upgrade_io_error(e).into()),
         }
     }
-    let code = resp.code.unwrap_or(0);
-    if code != 101 {
-        return Err(Error::new(Code::WSB_ERR_HANDSHAKE, format!("HTTP {code} from server")).into());
-    }
-    let header = |name: &str| {
-        resp.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let accept = tungstenite::handshake::derive_accept_key(&key);
-    if header("Sec-WebSocket-Accept") != Some(accept.as_bytes()) {
-        return Err(Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "WebSocket upgrade failed: Sec-WebSocket-Accept mismatch",
-        )
-        .into());
-    }
-    let subprotocol = header("Sec-WebSocket-Protocol")
-        .map(|v| String::from_utf8_lossy(v).trim().to_string())
-        .unwrap_or_default();
-    if !subprotocol.is_empty() && !opts.subprotocols.contains(&subprotocol) {
-        return Err(Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            format!("server selected subprotocol {subprotocol:?}, which was not offered"),
-        )
-        .into());
-    }
-    if !opts.subprotocols.is_empty() && subprotocol.is_empty() {
-        return Err(Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server selected none of the requested subprotocols",
-        )
-        .into());
-    }
-    Ok(subprotocol)
 }
 
-/// Read the HTTP response head, whole (at most MAX_RESPONSE_HEAD bytes);
-/// the bytes after it stay in the transport for the frame reader.
-fn read_head(sock: &TcpStream, t: &mut Transport, w: &mut Waiter<'_>) -> Result<Vec<u8>, Stop> {
-    const STAGE: &str = "WebSocket upgrade";
-    let mut buf = RxBuf::new();
-    t.reclaim(&mut buf);
+/// Read the server's response head, whole (up to
+/// [`handshake::MAX_RESPONSE_HEAD`]). Only the head's bytes are consumed:
+/// what follows it stays in the transport for the frame reader.
+fn read_response_head(
+    sock: &TcpStream,
+    t: &mut Transport,
+    w: &mut Waiter<'_>,
+) -> Result<Vec<u8>, Stop> {
+    let mut head = ResponseHead::new();
+    let mut raw = RxBuf::new();
     loop {
-        let input = t.input().map_err(|e| io_stage_error(STAGE, e))?;
-        if let Some(i) = input.windows(4).position(|x| x == b"\r\n\r\n") {
-            let head = input[..i + 4].to_vec();
-            t.consume(i + 4);
-            return Ok(head);
+        let input = t.input().map_err(upgrade_io_error)?;
+        let n = input.len();
+        if n > 0 {
+            if head.push(input)? {
+                // The bytes after the head's end came with this input.
+                t.consume(n - head.excess().len());
+                return Ok(head.head().to_vec());
+            }
+            t.consume(n);
         }
-        if input.len() > MAX_RESPONSE_HEAD {
-            return Err(Error::new(
-                Code::WSB_ERR_HANDSHAKE,
-                format!("server's HTTP response head is over {MAX_RESPONSE_HEAD} bytes"),
-            )
-            .into());
-        }
-        if t.pull_more().map_err(|e| io_stage_error(STAGE, e))? {
+        if t.pull_more().map_err(upgrade_io_error)? {
             continue;
         }
         if t.at_end() {
-            return Err(Error::new(
-                Code::WSB_ERR_HANDSHAKE,
-                "server closed the connection during the WebSocket upgrade",
-            )
-            .into());
+            return Err(closed_during_upgrade().into());
         }
-        loop {
-            let r = read_raw(sock, &mut buf).map_err(|e| io_stage_error(STAGE, e))?;
-            if r.bytes > 0 || r.eof {
-                t.supply(&mut buf, r.eof);
-                break;
-            }
-            w.wait(STAGE)?;
+        // The transport has nothing left: read the socket, else wait.
+        let r = read_raw(sock, &mut raw).map_err(upgrade_io_error)?;
+        if r.bytes > 0 || r.eof {
+            t.supply(&mut raw, r.eof);
+        } else {
+            w.wait(UPGRADE)?;
         }
+    }
+}
+
+fn closed_during_upgrade() -> Error {
+    Error::new(
+        Code::WSB_ERR_HANDSHAKE,
+        "server closed the connection during the WebSocket upgrade",
+    )
+}
+
+/// An I/O failure during the upgrade: a TLS error is WSB_ERR_TLS; the server
+/// dropping the connection (EOF, reset, abort) is a refused upgrade;
+/// anything else is WSB_ERR_IO.
+fn upgrade_io_error(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
+        return tls_error(e);
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => closed_during_upgrade(),
+        _ => Error::new(Code::WSB_ERR_IO, format!("{UPGRADE}: {e}")),
     }
 }
 
@@ -481,52 +438,4 @@ fn tls_error(e: io::Error) -> Error {
         return Error::new(Code::WSB_ERR_TLS, inner.to_string());
     }
     Error::new(Code::WSB_ERR_TLS, format!("TLS handshake: {e}"))
-}
-
-/// A read failure during the upgrade: the server dropping the connection
-/// (reset, abort) is a refused upgrade like a plain close; anything else is I/O.
-fn io_stage_error(stage: &str, e: io::Error) -> Error {
-    if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) {
-        return tls_error(e);
-    }
-    match e.kind() {
-        io::ErrorKind::UnexpectedEof => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server closed the connection during the WebSocket upgrade",
-        ),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Error::new(
-            Code::WSB_ERR_HANDSHAKE,
-            "server closed the connection during the WebSocket upgrade",
-        ),
-        _ => Error::new(Code::WSB_ERR_IO, format!("{stage}: {e}")),
-    }
-}
-
-fn build_request(
-    url: &WsUrl,
-    opts: &Options,
-) -> Result<tungstenite::handshake::client::Request, Error> {
-    let mut req = url
-        .request_uri()
-        .as_str()
-        .into_client_request()
-        .map_err(|e| Error::new(Code::WSB_ERR_INVALID_URL, format!("invalid URL: {e}")))?;
-    let headers = req.headers_mut();
-    for (name, value) in &opts.headers {
-        let n = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|e| Error::invalid_argument(format!("header {name:?}: {e}")))?;
-        let v = HeaderValue::from_str(value)
-            .map_err(|e| Error::invalid_argument(format!("header {name:?}: {e}")))?;
-        if n == tungstenite::http::header::HOST {
-            headers.insert(n, v);
-        } else {
-            headers.append(n, v);
-        }
-    }
-    if !opts.subprotocols.is_empty() {
-        let v = HeaderValue::from_str(&opts.subprotocols.join(", "))
-            .map_err(|e| Error::invalid_argument(format!("subprotocols: {e}")))?;
-        headers.insert(SEC_WEBSOCKET_PROTOCOL, v);
-    }
-    Ok(req)
 }

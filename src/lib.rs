@@ -4,6 +4,7 @@
 //! - [`registry`]: the handle table (u64 handles, never reused) and the set of I/O threads;
 //! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
+//! - [`handshake`]: the upgrade's request bytes and the checks of the server's 101 response;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls);
 //! - [`protocol`]: the frame layer: how a frame is validated (bytes in →
 //!   messages) and how a frame is written;
@@ -22,6 +23,7 @@ pub mod connect;
 pub mod error;
 pub mod event;
 pub mod ffi;
+pub mod handshake;
 pub mod notify;
 pub mod options;
 pub mod outbox;

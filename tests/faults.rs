@@ -273,3 +273,100 @@ fn redirects_are_not_followed() {
     drop(ws);
     t.join().unwrap();
 }
+
+// ------------------------------------------------ the upgrade's response (issue 16)
+
+/// A handcrafted 101 (`/upgrade?...`) opens, and a message is echoed.
+fn opens_and_echoes(url: &str, opts: Option<&Opts>) {
+    let ws = Ws::open(url, opts);
+    assert_eq!(ws.send_text("hi"), WSB_OK);
+    assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), "hi", "{url}");
+}
+
+/// The upgrade is refused: ERROR(WSB_ERR_HANDSHAKE), then CLOSE 1006, never
+/// OPEN. Returns the detail.
+fn upgrade_refused(url: &str) -> String {
+    let ws = Ws::connect(url, None).unwrap();
+    assert_eq!(ws.wait_open(), WSB_ERR_HANDSHAKE, "{url}: {}", last_error());
+    let detail = last_error();
+    let evs = ws.until_close();
+    assert_eq!(
+        kinds(&evs),
+        [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+        "{url}: {evs:?}"
+    );
+    assert_eq!(evs[0].error, WSB_ERR_HANDSHAKE);
+    assert_eq!(evs[0].text(), detail);
+    assert_eq!((evs[1].close_code, evs[1].clean), (1006, false));
+    detail
+}
+
+#[test]
+fn an_extension_the_client_did_not_offer_fails_the_upgrade() {
+    let srv = TestServer::start();
+    for (ext, name) in [
+        ("permessage-deflate", "permessage-deflate"),
+        (
+            "permessage-deflate;%20client_max_window_bits=10",
+            "permessage-deflate",
+        ),
+        ("x-webkit-deflate-frame", "x-webkit-deflate-frame"),
+    ] {
+        let detail = upgrade_refused(&srv.url(&format!("/upgrade?ext={ext}")));
+        assert_eq!(
+            detail,
+            format!("server accepted extension {name:?}, which the client did not offer")
+        );
+    }
+    // The same 101 without the extension opens.
+    opens_and_echoes(&srv.url("/upgrade"), None);
+}
+
+#[test]
+fn connection_header_is_a_token_list_with_upgrade_in_it() {
+    let srv = TestServer::start();
+    for conn in [
+        "conn=keep-alive,%20Upgrade",
+        "conn=upgrade",
+        "conn=keep-alive&conn=Upgrade",
+    ] {
+        opens_and_echoes(&srv.url(&format!("/upgrade?{conn}")), None);
+    }
+    for conn in [
+        "conn=keep-alive",
+        "conn=Upgraded",
+        "conn=keep-alive&conn=close",
+    ] {
+        let detail = upgrade_refused(&srv.url(&format!("/upgrade?{conn}")));
+        assert!(
+            detail.contains("no upgrade token in Connection"),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
+fn a_response_head_in_one_byte_segments_opens() {
+    // 8000 bytes in 8000 TCP segments (TLS: records): tungstenite took more
+    // than 64 reads averaging under 128 bytes for an attack ("Attack attempt
+    // detected"). (Segments that arrive together are read together: so
+    // many of them make sure the reads are many.)
+    let srv = TestServer::start();
+    opens_and_echoes(&srv.url("/upgrade?size=8000&seg=1"), None);
+    let o = Opts::new().ca(&srv.ca_pem);
+    opens_and_echoes(&srv.tls_url("/upgrade?size=8000&seg=1"), Some(&o));
+}
+
+#[test]
+fn a_response_head_over_64_kib_fails_with_a_detail_naming_the_limit() {
+    let srv = TestServer::start();
+    // Exactly at the limit (the blank line included): opens.
+    opens_and_echoes(&srv.url("/upgrade?size=65536"), None);
+    for size in [65537, 300_000] {
+        let detail = upgrade_refused(&srv.url(&format!("/upgrade?size={size}")));
+        assert_eq!(detail, "server's HTTP response head is over 65536 bytes");
+    }
+    // In small segments, the same.
+    let detail = upgrade_refused(&srv.url("/upgrade?size=70000&seg=100"));
+    assert_eq!(detail, "server's HTTP response head is over 65536 bytes");
+}

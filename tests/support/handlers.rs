@@ -4,11 +4,11 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tungstenite::handshake::HandshakeError;
+use tungstenite::handshake::{derive_accept_key, HandshakeError};
 use tungstenite::http::{HeaderValue, StatusCode};
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::{CloseFrame, Frame};
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
 use super::conn::{Conn, Replay, Req};
@@ -48,6 +48,7 @@ pub fn dispatch(conn: Conn, head: Vec<u8>, req: Req, shared: &Shared) -> Result<
     match req.path.as_str() {
         "/http200" => raw_response(conn, 200, "hello from the test server\n"),
         "/garbage" => raw_bytes(conn, b"\x00\x01garbage\r\n\r\n"),
+        "/upgrade" => handcrafted_upgrade(conn, &req, shared),
         // tungstenite refuses to send a 2xx error response: write it raw.
         "/refuse" if (200..300).contains(&req.num::<u16>("status").unwrap_or(403)) => {
             raw_response(conn, req.num("status").unwrap_or(200), "refused\n")
@@ -84,6 +85,81 @@ fn raw_bytes_ref(conn: &mut Conn, bytes: &[u8]) -> Result<(), BoxErr> {
     conn.close_notify();
     let _ = conn.tcp().shutdown(std::net::Shutdown::Write);
     Ok(())
+}
+
+/// `/upgrade`: the 101 written by hand, so it can be what tungstenite's
+/// server would never send: `conn` (repeatable: one Connection line each,
+/// default `Upgrade`), `ext` (a Sec-WebSocket-Extensions value), `size`
+/// (filler `X-Pad` headers make the head exactly this many bytes), `seg`
+/// (written in pieces of this many bytes, each flushed on its own, so with
+/// TCP_NODELAY each leaves as its own segment). Then echo.
+fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(), BoxErr> {
+    let key = req
+        .headers
+        .iter()
+        .find(|(n, _)| n == "sec-websocket-key")
+        .map(|(_, v)| v.as_str())
+        .ok_or("no Sec-WebSocket-Key in the request")?;
+    let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n");
+    let mut conns: Vec<&str> = req
+        .query
+        .iter()
+        .filter(|(k, _)| k == "conn")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if conns.is_empty() {
+        conns.push("Upgrade");
+    }
+    for c in conns {
+        head.push_str(&format!("Connection: {c}\r\n"));
+    }
+    head.push_str(&format!(
+        "Sec-WebSocket-Accept: {}\r\n",
+        derive_accept_key(key.as_bytes())
+    ));
+    if let Some(ext) = req.param("ext") {
+        head.push_str(&format!("Sec-WebSocket-Extensions: {ext}\r\n"));
+    }
+    if let Some(size) = req.num::<usize>("size") {
+        // Lines `X-Pad: aaa...\r\n` of at most 1000 bytes (at least 10).
+        let mut left = size
+            .checked_sub(head.len() + 2)
+            .filter(|&n| n == 0 || n >= 10)
+            .ok_or("size too small to pad to")?;
+        while left > 0 {
+            let mut line = left.min(1000);
+            if (1..10).contains(&(left - line)) {
+                line -= 10;
+            }
+            head.push_str(&format!("X-Pad: {}\r\n", "a".repeat(line - 9)));
+            left -= line;
+        }
+    }
+    head.push_str("\r\n");
+    shared.ws_accepted();
+    let seg = req.num::<usize>("seg").unwrap_or(usize::MAX).max(1);
+    for piece in head.as_bytes().chunks(seg) {
+        conn.tcp().set_nodelay(true)?;
+        let sent = conn.write_all(piece).and_then(|()| conn.flush());
+        if let Err(e) = sent {
+            // The client may refuse the head before it is all sent.
+            log(&format!("{}: head not sent whole: {e}", req.target));
+            return Ok(());
+        }
+    }
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let mut ws =
+        WebSocket::from_raw_socket(Replay::new(Vec::new(), conn), Role::Server, Some(config));
+    match echo(&mut ws, req, shared, None) {
+        Ok(Outcome::Graceful) => {
+            ws.get_mut().inner.close_notify();
+            Ok(())
+        }
+        Ok(Outcome::Abrupt) => Ok(()),
+        Err(e) => Err(format!("{}: {e}", req.target).into()),
+    }
 }
 
 enum Decision {
