@@ -394,6 +394,9 @@ enum wsb_result wsb_options_set_proxy(struct wsb_options *opts, const char *url)
  * outcome arrives as events (OPEN, or ERROR then CLOSE) — see wsb_wait_open.
  * `opts` may be NULL (defaults); it is copied, so it may be freed right after.
  * `url` is copied. User info in the URL is ignored and a fragment is dropped.
+ * Non-ASCII characters in the path and query are sent percent-encoded as
+ * UTF-8 (`/café?q=€` goes out as `/caf%C3%A9?q=%E2%82%AC`, as browsers do);
+ * `%XX` escapes already in the URL, and all other ASCII, are sent unchanged.
  * Thread-safe.
  */
 enum wsb_result wsb_connect(const char *url, const struct wsb_options *opts, wsb_socket *out);
