@@ -275,15 +275,18 @@ fn resolve(host: &str, ip: Option<IpAddr>, port: u16, what: &str) -> Result<Vec<
     if let Some(ip) = ip {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            Error::new(
-                Code::WSB_ERR_DNS,
-                format!("failed to resolve {what}{host}: {e}"),
-            )
-        })?
-        .collect();
+    let addrs: Vec<SocketAddr> = match crate::testing::resolver_override(host) {
+        Some(addrs) => addrs,
+        None => (host, port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                Error::new(
+                    Code::WSB_ERR_DNS,
+                    format!("failed to resolve {what}{host}: {e}"),
+                )
+            })?
+            .collect(),
+    };
     if addrs.is_empty() {
         return Err(Error::new(Code::WSB_ERR_DNS, format!("no addresses for {what}{host}")).into());
     }
