@@ -290,6 +290,15 @@ enum wsb_result wsb_options_add_subprotocol(struct wsb_options *opts, const char
  *
  * It covers DNS + TCP + TLS + upgrade; running out is WSB_ERR_CONNECT with a
  * detail naming the stage.
+ *
+ * A host name with several addresses is connected to as in RFC 8305 (Happy
+ * Eyeballs): the address families alternate, starting with the first
+ * address's; when an attempt has not connected after 250 ms the next address
+ * is tried beside it (a refused or unreachable one hands over at once), the
+ * first to connect is used and the others are closed. This timeout bounds
+ * the whole race (`connect timeout during TCP connect (after N ms)`); when
+ * every address fails first, the detail names the last failure
+ * (`connect to ADDR: ...`).
  */
 enum wsb_result wsb_options_set_connect_timeout(struct wsb_options *opts, uint32_t ms);
 
@@ -394,6 +403,9 @@ enum wsb_result wsb_options_set_proxy(struct wsb_options *opts, const char *url)
  * outcome arrives as events (OPEN, or ERROR then CLOSE) — see wsb_wait_open.
  * `opts` may be NULL (defaults); it is copied, so it may be freed right after.
  * `url` is copied. User info in the URL is ignored and a fragment is dropped.
+ * Non-ASCII characters in the path and query are sent percent-encoded as
+ * UTF-8 (`/café?q=€` goes out as `/caf%C3%A9?q=%E2%82%AC`, as browsers do);
+ * `%XX` escapes already in the URL, and all other ASCII, are sent unchanged.
  * Thread-safe.
  *
  * The upgrade (RFC 6455 §4.1) fails with WSB_ERR_HANDSHAKE when the server

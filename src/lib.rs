@@ -30,6 +30,8 @@ pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod socket;
+#[doc(hidden)]
+pub mod testing;
 pub mod tls;
 pub mod transport;
 pub mod url;

@@ -13,7 +13,9 @@ pub struct WsUrl {
     /// `Some` when the host is an IP literal (no DNS, no SNI).
     pub ip: Option<IpAddr>,
     pub port: u16,
-    /// Path and query, starting with '/'. The fragment is dropped.
+    /// Path and query, starting with '/', as sent on the request line: every
+    /// byte >= 0x80 of the URL percent-encoded (see [`encode_non_ascii`]).
+    /// The fragment is dropped.
     pub resource: String,
 }
 
@@ -56,12 +58,13 @@ impl WsUrl {
         let default_port = if tls { 443 } else { 80 };
         let (host, ip, port) = parse_host_port(hostport, default_port)
             .map_err(|why| bad(format!("invalid URL {shown:?}: {why}")))?;
+        let resource = encode_non_ascii(resource);
         let resource = if resource.is_empty() {
             "/".to_string()
         } else if resource.starts_with('?') {
             format!("/{resource}")
         } else {
-            resource.to_string()
+            resource
         };
         let url = WsUrl {
             tls,
@@ -100,6 +103,25 @@ impl WsUrl {
             self.resource
         )
     }
+}
+
+/// Percent-encodes every byte >= 0x80 (`café` -> `caf%C3%A9`, uppercase hex
+/// as browsers do): a request target must be ASCII (RFC 3986, RFC 9112), and
+/// servers drop a request line with raw UTF-8 in it. ASCII, existing `%XX`
+/// escapes included, is kept as it is.
+pub fn encode_non_ascii(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        }
+    }
+    out
 }
 
 /// `host[:port]` or `[v6]:port` (no user info): the lower-cased host, its IP
@@ -185,6 +207,30 @@ mod tests {
     }
 
     #[test]
+    fn percent_encodes_non_ascii_in_path_and_query() {
+        let u = WsUrl::parse("ws://h/caf\u{e9}?q=\u{20ac}").unwrap();
+        assert_eq!(u.resource, "/caf%C3%A9?q=%E2%82%AC");
+        assert_eq!(u.request_uri(), "ws://h/caf%C3%A9?q=%E2%82%AC");
+        // Existing escapes and all ASCII are kept; only the raw bytes change.
+        let u =
+            WsUrl::parse("ws://h/a%20b/%c3%a9/\u{e9}?x=%E2%82%AC&y=\u{1f600}#fr\u{e9}").unwrap();
+        assert_eq!(
+            u.resource,
+            "/a%20b/%c3%a9/%C3%A9?x=%E2%82%AC&y=%F0%9F%98%80"
+        );
+        // A query without a path, and a non-ASCII user name (not sent).
+        let u = WsUrl::parse("ws://\u{fc}ser@h:81?\u{e9}").unwrap();
+        assert_eq!((u.port, u.resource.as_str()), (81, "/?%C3%A9"));
+        let ascii = "/echo?a=1&b=%41~!$'()*+,;=:@/?";
+        assert_eq!(
+            WsUrl::parse(&format!("ws://h{ascii}")).unwrap().resource,
+            ascii
+        );
+        assert_eq!(encode_non_ascii(""), "");
+        assert_eq!(encode_non_ascii("\u{7f}\u{80}\u{ff}"), "\u{7f}%C2%80%C3%BF");
+    }
+
+    #[test]
     fn rejects_bad_urls() {
         for bad in [
             "http://x/",
@@ -200,6 +246,8 @@ mod tests {
             "ws://h/\n",
             "",
             "ws://ho$t/",
+            // Only the path and query are percent-encoded, never the host.
+            "ws://caf\u{e9}.example/",
         ] {
             let e = WsUrl::parse(bad).unwrap_err();
             assert_eq!(e.code, Code::WSB_ERR_INVALID_URL, "{bad}");

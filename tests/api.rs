@@ -1120,3 +1120,19 @@ fn free_from_inside_the_callback() {
     assert_eq!(freed.load(Ordering::SeqCst), 1);
     assert_eq!(wsb_get_state(h, &mut st), WSB_ERR_INVALID_HANDLE);
 }
+
+#[test]
+fn non_ascii_path_and_query_are_percent_encoded_on_the_wire() {
+    let srv = server();
+    // Raw UTF-8 in the URL: the request line carries it percent-encoded
+    // (uppercase hex), which the server routes as /caf%C3%A9 (an echo); raw
+    // `/café` would be a 404 there. Existing escapes and ASCII are unchanged.
+    let url = format!(
+        "ws://127.0.0.1:{}/caf\u{e9}?q=\u{20ac}&a=%41+b#fr\u{e9}",
+        srv.port
+    );
+    let ws = Ws::open(&url, None);
+    assert_eq!(ws.send_text("caf\u{e9}"), WSB_OK);
+    assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), "caf\u{e9}");
+    assert_eq!(srv.requests(), ["/caf%C3%A9?q=%E2%82%AC&a=%41+b"]);
+}

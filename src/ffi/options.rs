@@ -135,6 +135,15 @@ pub extern "C" fn wsb_options_add_subprotocol(
 ///
 /// It covers DNS + TCP + TLS + upgrade; running out is WSB_ERR_CONNECT with a
 /// detail naming the stage.
+///
+/// A host name with several addresses is connected to as in RFC 8305 (Happy
+/// Eyeballs): the address families alternate, starting with the first
+/// address's; when an attempt has not connected after 250 ms the next address
+/// is tried beside it (a refused or unreachable one hands over at once), the
+/// first to connect is used and the others are closed. This timeout bounds
+/// the whole race (`connect timeout during TCP connect (after N ms)`); when
+/// every address fails first, the detail names the last failure
+/// (`connect to ADDR: ...`).
 #[no_mangle]
 pub extern "C" fn wsb_options_set_connect_timeout(opts: *mut wsb_options, ms: u32) -> wsb_result {
     boundary(|| {

@@ -22,6 +22,9 @@ use crate::socket::State;
 /// outcome arrives as events (OPEN, or ERROR then CLOSE) — see wsb_wait_open.
 /// `opts` may be NULL (defaults); it is copied, so it may be freed right after.
 /// `url` is copied. User info in the URL is ignored and a fragment is dropped.
+/// Non-ASCII characters in the path and query are sent percent-encoded as
+/// UTF-8 (`/café?q=€` goes out as `/caf%C3%A9?q=%E2%82%AC`, as browsers do);
+/// `%XX` escapes already in the URL, and all other ASCII, are sent unchanged.
 /// Thread-safe.
 ///
 /// The upgrade (RFC 6455 §4.1) fails with WSB_ERR_HANDSHAKE when the server

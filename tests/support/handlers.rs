@@ -22,6 +22,7 @@ type Ws = WebSocket<Replay>;
 /// path is answered 404).
 const WS_PATHS: &[&str] = &[
     "/echo",
+    "/caf%C3%A9",
     "/close",
     "/close_code",
     "/subprotocol",
@@ -277,7 +278,7 @@ enum Outcome {
 fn route(ws: &mut Ws, req: &Req, shared: &Shared) -> Result<Outcome, BoxErr> {
     let path = req.path.as_str();
     match path {
-        "/echo" | "/subprotocol" => echo(ws, req, shared, None),
+        "/echo" | "/caf%C3%A9" | "/subprotocol" => echo(ws, req, shared, None),
         "/headers" => {
             let listing = req
                 .headers

@@ -11,6 +11,7 @@
 //! | path | behaviour |
 //! |------|-----------|
 //! | `/echo` | echo text/binary as the same type; answers close |
+//! | `/caf%C3%A9` | like `/echo` (the path of `/café` as a client must send it: raw `/café` is a 404) |
 //! | `/close?code=4001&reason=bye` | server sends close (no `code` = empty close frame), waits for the reply, closes TCP |
 //! | `/close_code?code=N&reason=r` | like `/close` but the frame is written raw, so N may be 999, 1005, ... |
 //! | `/refuse403`, `/refuse?status=N` | HTTP N (default 403) instead of the upgrade |
