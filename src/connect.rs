@@ -76,8 +76,16 @@ impl Waiter<'_> {
 
     /// Block until the socket (or the waker) has an event, or the deadline.
     fn wait(&mut self, stage: &str) -> Result<(), Stop> {
+        self.wait_until(stage, None)
+    }
+
+    /// [`Waiter::wait`], returning at `until` too (if given): an event,
+    /// `until`, the deadline (an error) or a local close (an error),
+    /// whichever comes first.
+    fn wait_until(&mut self, stage: &str, until: Option<Instant>) -> Result<(), Stop> {
         self.check(stage)?;
-        let left = self.deadline.saturating_duration_since(Instant::now());
+        let end = until.map_or(self.deadline, |u| u.min(self.deadline));
+        let left = end.saturating_duration_since(Instant::now());
         match self.poll.poll(self.events, Some(left)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -379,7 +387,7 @@ fn race(
                 .into());
         }
         let until = (next < order.len()).then_some(next_start);
-        wait_until(w, stage, until)?;
+        w.wait_until(stage, until)?;
         let mut i = 0;
         while i < inflight.len() {
             let token = inflight[i].token;
@@ -428,21 +436,6 @@ fn progress(a: &Attempt, what: &str) -> Progress {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Progress::Pending,
         Err(e) => Progress::Failed(connect_error(what, a.addr, e)),
     }
-}
-
-/// `Waiter::wait`, but returning by `until` too (if given): an event, the
-/// next attempt's start, the deadline (an error), or a local close (an
-/// error), whichever comes first.
-fn wait_until(w: &mut Waiter<'_>, stage: &str, until: Option<Instant>) -> Result<(), Stop> {
-    w.check(stage)?;
-    let end = until.map_or(w.deadline, |u| u.min(w.deadline));
-    let left = end.saturating_duration_since(Instant::now());
-    match w.poll.poll(w.events, Some(left)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-        Err(e) => return Err(Error::new(Code::WSB_ERR_IO, format!("poll failed: {e}")).into()),
-    }
-    w.check(stage)
 }
 
 /// Largest CONNECT reply head accepted from a proxy.
