@@ -497,17 +497,7 @@ fn proxy_tunnel(
     };
     let head = String::from_utf8_lossy(&buf.filled()[..end]);
     let line = head.lines().next().unwrap_or("");
-    let shown: String = line
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(100)
-        .collect();
+    let shown = handshake::shown(line.as_bytes());
     let mut parts = line.splitn(3, ' ');
     let (version, status, reason) = (
         parts.next().unwrap_or(""),

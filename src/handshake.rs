@@ -145,7 +145,7 @@ fn fail(detail: impl Into<String>) -> Error {
 }
 
 /// Printable, short form of bytes from the server, for details.
-fn shown(b: &[u8]) -> String {
+pub(crate) fn shown(b: &[u8]) -> String {
     String::from_utf8_lossy(b)
         .chars()
         .map(|c| {

@@ -367,25 +367,7 @@ impl Transport {
             self.plain.consume_front(self.plain_pos);
             self.plain_pos = 0;
         }
-        loop {
-            let tls = self.tls.as_deref_mut().expect("tls transport");
-            match tls.reader().read(self.plain.spare(TLS_CHUNK)) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(false);
-                }
-                Ok(n) => {
-                    self.plain.end += n;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !self.feed_tls()? {
-                        return Ok(false);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        Ok(self.decrypt()? > 0)
     }
 
     /// The stream has ended (the peer closed its side; TLS: with
@@ -408,6 +390,13 @@ impl Transport {
         }
         self.plain.clear();
         self.plain_pos = 0;
+        self.decrypt()
+    }
+
+    /// TLS: append decrypted bytes to `plain`, feeding rustls the supplied
+    /// ciphertext as needed. Ok(0): none until the next supply, or the end
+    /// of the stream (close_notify: `eof` is set).
+    fn decrypt(&mut self) -> io::Result<usize> {
         loop {
             let tls = self.tls.as_deref_mut().expect("tls transport");
             // Straight into `plain`: a chunk on the stack would be touched
