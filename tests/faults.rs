@@ -61,6 +61,34 @@ fn protocol_violations_fail_the_connection_with_1002() {
     }
 }
 
+/// RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+/// Such a frame is a protocol error (1002; it used to be taken as a size
+/// problem, 1009). Nothing after it can be framed, so the peer's answer to
+/// our close is not read: the connection ends without a clean close.
+#[test]
+fn a_64_bit_length_with_its_top_bit_set_fails_with_1002() {
+    let srv = TestServer::start();
+    for len in [1u64 << 63, u64::MAX] {
+        let mut frame = vec![0x82, 127];
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(b"abc");
+        let evs = raw_peer(&srv, &frame);
+        assert_eq!(kinds(&evs), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE], "{evs:?}");
+        assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "{}", evs[0].text());
+        assert!(
+            evs[0].text().contains("most significant bit"),
+            "{}",
+            evs[0].text()
+        );
+        assert_eq!((evs[1].close_code, evs[1].clean), (1006, false));
+    }
+    let closes = srv.wait_client_closes(2, Duration::from_secs(20));
+    assert_eq!(
+        closes.iter().map(|c| c.code).collect::<Vec<_>>(),
+        [Some(1002), Some(1002)]
+    );
+}
+
 #[test]
 fn a_new_message_inside_a_fragmented_one_fails_even_when_it_arrives_alone() {
     // The first fragment and a ping; the offending whole text frame is sent
