@@ -45,6 +45,8 @@ pub struct Established {
     /// The byte stream, positioned at the first frame.
     pub transport: Transport,
     pub subprotocol: String,
+    /// permessage-deflate, if the server accepted it.
+    pub deflate: Option<crate::protocol::deflate::Agreed>,
 }
 
 /// The I/O thread's wait primitive during connect.
@@ -140,12 +142,14 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
     let request = Request::new(url, opts)?;
     send_request(&mut transport, &request.bytes, w)?;
     let head = read_response_head(&sock, &mut transport, w)?;
-    // No extension is offered (yet: permessage-deflate is issue 13).
-    let accepted = handshake::verify(&head, &request.accept, &opts.subprotocols, &[])?;
+    let offered = handshake::offered_extensions(opts);
+    let accepted = handshake::verify(&head, &request.accept, &opts.subprotocols, &offered)?;
+    let deflate = handshake::deflate_agreed(opts, &accepted)?;
     Ok(Established {
         sock,
         transport,
         subprotocol: accepted.subprotocol,
+        deflate,
     })
 }
 

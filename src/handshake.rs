@@ -14,6 +14,7 @@ use tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::error::{Code, Error};
 use crate::options::Options;
+use crate::protocol::deflate::{self, Agreed};
 use crate::url::WsUrl;
 
 /// Largest HTTP response head (status line, headers and the blank line that
@@ -68,6 +69,12 @@ impl Request {
             HeaderValue::from_str(&list)
                 .map_err(|e| Error::invalid_argument(format!("subprotocols: {e}")))?;
             head.push_str(&format!("Sec-WebSocket-Protocol: {list}\r\n"));
+        }
+        if let Some(offer) = opts.compression_offer() {
+            head.push_str(&format!(
+                "Sec-WebSocket-Extensions: {}\r\n",
+                offer.header_value()
+            ));
         }
         for (name, value) in extra {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -313,6 +320,35 @@ pub fn verify(
         }
     }
     Ok(accepted)
+}
+
+/// The extension names the request offers.
+pub fn offered_extensions(opts: &Options) -> Vec<&'static str> {
+    match opts.compression_offer() {
+        Some(_) => vec![deflate::NAME],
+        None => Vec::new(),
+    }
+}
+
+/// What permessage-deflate the server agreed to, from its accepted
+/// extensions (already checked to be among those offered): `None` if it did
+/// not accept the offer; an error for an answer it may not give (RFC 7692 §7).
+pub fn deflate_agreed(opts: &Options, accepted: &Accepted) -> Result<Option<Agreed>, Error> {
+    let Some(offer) = opts.compression_offer() else {
+        return Ok(None);
+    };
+    let mut found = accepted.extensions.iter().filter(|e| {
+        e.split(';')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case(deflate::NAME))
+    });
+    let Some(element) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(fail(format!("server accepted {} twice", deflate::NAME)));
+    }
+    deflate::negotiate(&offer, element).map(Some).map_err(fail)
 }
 
 #[cfg(test)]

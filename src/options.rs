@@ -10,6 +10,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use crate::error::{Code, Error, Result};
+use crate::protocol::deflate;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
@@ -42,6 +43,9 @@ pub struct Options {
     pub native_roots: bool,
     /// Tunnel through this HTTP proxy (CONNECT).
     pub proxy: Option<Proxy>,
+    /// Offer permessage-deflate (with `deflate_offer`'s parameters).
+    pub compression: bool,
+    pub deflate_offer: deflate::Offer,
 }
 
 impl Default for Options {
@@ -59,6 +63,8 @@ impl Default for Options {
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             native_roots: false,
             proxy: None,
+            compression: false,
+            deflate_offer: deflate::Offer::default(),
         }
     }
 }
@@ -197,6 +203,39 @@ impl Options {
 
     pub fn native_roots(&mut self, on: bool) {
         self.native_roots = on;
+    }
+
+    /// The permessage-deflate offer, if compression is on.
+    pub fn compression_offer(&self) -> Option<deflate::Offer> {
+        self.compression.then_some(self.deflate_offer)
+    }
+
+    pub fn compression(&mut self, on: bool) {
+        self.compression = on;
+    }
+
+    /// Window bits 9..=15, or 0: do not send the parameter.
+    pub fn compression_params(
+        &mut self,
+        client_max_window_bits: u8,
+        server_max_window_bits: u8,
+        client_no_context_takeover: bool,
+        server_no_context_takeover: bool,
+    ) -> Result<()> {
+        let bits = |name: &str, b: u8| match b {
+            0 => Ok(None),
+            9..=15 => Ok(Some(b)),
+            _ => Err(Error::invalid_argument(format!(
+                "{name} must be 9 to 15, or 0 to leave it out (got {b})"
+            ))),
+        };
+        self.deflate_offer = deflate::Offer {
+            client_max_window_bits: bits("client_max_window_bits", client_max_window_bits)?,
+            server_max_window_bits: bits("server_max_window_bits", server_max_window_bits)?,
+            client_no_context_takeover,
+            server_no_context_takeover,
+        };
+        Ok(())
     }
 
     /// `http://[user[:password]@]host[:port][/]`; "" removes the proxy.

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::protocol::deflate::{self, Deflater};
 use crate::protocol::write;
 
 /// Past this many unwritten bytes a sender in a burst flushes itself.
@@ -49,6 +50,10 @@ pub struct Outbox {
     /// Plain connections: the socket, so host threads can write directly.
     /// (TLS connections encrypt under the connection lock instead.)
     sock: Option<Arc<TcpStream>>,
+    /// permessage-deflate, if negotiated (and the agreed window allows it).
+    deflater: Option<Deflater>,
+    /// A message's compressed payload, before it is framed.
+    scratch: Vec<u8>,
 }
 
 impl Outbox {
@@ -57,11 +62,14 @@ impl Outbox {
         self.sock = Some(sock);
     }
 
-    /// The connection is gone: drop what is left, and the socket.
+    /// The connection is gone: drop what is left, the socket and the
+    /// compressor.
     pub fn close(&mut self) {
         self.clear();
         self.queued_payload = 0;
         self.sock = None;
+        self.deflater = None;
+        self.scratch = Vec::new();
     }
 
     /// Plain connections: write to the socket until done (Some(Ok(true))) or
@@ -87,24 +95,43 @@ impl Outbox {
         &self.buf[self.pos..]
     }
 
+    /// permessage-deflate was negotiated: compress data messages from now on.
+    pub fn compress_with(&mut self, deflater: Deflater) {
+        self.deflater = Some(deflater);
+    }
+
     /// Append one message (or ping) sent by the host: its payload counts
-    /// as buffered until written.
+    /// as buffered until written. With permessage-deflate, a text or binary
+    /// message of at least [`deflate::MIN_COMPRESSED`] bytes is compressed.
     pub fn push_frame(&mut self, opcode: u8, payload: &[u8]) {
-        self.push_control(opcode, payload);
+        match self.deflater.as_mut() {
+            Some(d) if opcode <= 2 && payload.len() >= deflate::MIN_COMPRESSED => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                d.compress(payload, &mut scratch);
+                self.push(opcode, &scratch, true);
+                self.scratch = scratch;
+            }
+            _ => self.push(opcode, payload, false),
+        }
         self.frames.push_back((self.buf.len(), payload.len()));
         self.unwritten_payload += payload.len();
     }
 
     /// Append a frame of the connection's own (pong, close, keepalive ping):
-    /// not counted as buffered payload.
+    /// not counted as buffered payload, never compressed.
     pub fn push_control(&mut self, opcode: u8, payload: &[u8]) {
+        self.push(opcode, payload, false);
+    }
+
+    fn push(&mut self, opcode: u8, payload: &[u8], compressed: bool) {
         if self.masks_left == 0 {
             self.refill_masks();
         }
         self.masks_left -= 1;
         let at = self.masks_left * 4;
         let mask: [u8; 4] = self.masks[at..at + 4].try_into().expect("4 bytes");
-        write::frame(&mut self.buf, opcode, payload, mask);
+        write::frame(&mut self.buf, opcode, payload, mask, compressed);
     }
 
     /// (`rand::random`, not `rand::fill`: with the latter, measured, every
@@ -160,14 +187,18 @@ impl Outbox {
 
     /// The buffer grew for a large message or a burst and could be given back.
     pub fn grown(&self) -> bool {
-        self.is_empty() && self.buf.capacity() > 4 * FLUSH_AT
+        (self.is_empty() && self.buf.capacity() > 4 * FLUSH_AT)
+            || self.scratch.capacity() > 4 * FLUSH_AT
     }
 
     /// Give back memory a large message made the buffer grow to (called
     /// when the socket has gone quiet; while busy it is reused as it is).
     pub fn trim(&mut self) {
-        if self.grown() {
+        if self.is_empty() && self.buf.capacity() > 4 * FLUSH_AT {
             self.buf = Vec::new();
+        }
+        if self.scratch.capacity() > 4 * FLUSH_AT {
+            self.scratch = Vec::new();
         }
     }
 

@@ -27,6 +27,7 @@ use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled, Spares};
 use crate::notify::Notify;
 use crate::options::Options;
 use crate::outbox::{self, Outbox};
+use crate::protocol::deflate::Deflater;
 use crate::protocol::{write, Fault, Item, Reader};
 use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
@@ -101,6 +102,8 @@ pub struct Socket {
     idle_seen: AtomicBool,
     max_message_size: usize,
     send_queue_limit: usize,
+    /// permessage-deflate was negotiated (set before OPEN).
+    compression: AtomicBool,
 }
 
 pub struct Spawned {
@@ -132,6 +135,7 @@ impl Socket {
             idle_seen: AtomicBool::new(false),
             max_message_size: opts.max_message_size,
             send_queue_limit: opts.send_queue_limit,
+            compression: AtomicBool::new(false),
         });
         Ok(Spawned { socket, poll })
     }
@@ -183,6 +187,11 @@ impl Socket {
     /// wsb_wait_event.
     pub fn wait(&self, timeout: Duration) -> std::result::Result<Option<Polled>, Freed> {
         self.events.wait(timeout, || self.host_idle())
+    }
+
+    /// Whether permessage-deflate was negotiated (false until OPEN).
+    pub fn compression(&self) -> bool {
+        self.compression.load(Ordering::Acquire)
     }
 
     pub fn buffered_amount(&self) -> usize {
@@ -421,6 +430,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         sock,
         transport,
         subprotocol,
+        deflate,
     } = match est {
         Ok(e) => e,
         Err(stop) => {
@@ -461,14 +471,20 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
             if plain {
                 ob.attach_socket(sock.clone());
             }
+            if let Some(d) = deflate.as_ref().and_then(Deflater::new) {
+                ob.compress_with(d);
+            }
             while let Some((opcode, payload)) = core.queue.pop_front() {
                 ob.queued_payload -= payload.len();
                 ob.push_frame(opcode, &payload);
             }
         }
+        socket
+            .compression
+            .store(deflate.is_some(), Ordering::Release);
         core.wire = Some(Wire {
             transport,
-            reader: Reader::new(opts.max_message_size),
+            reader: Reader::new(opts.max_message_size, deflate),
         });
         socket.set_state(State::Open);
         socket.events.push(Event::open(&subprotocol));

@@ -128,6 +128,9 @@ enum Flood {
     /// A binary message in frames of `frame` bytes (first frame opcode 2,
     /// then continuations, never FIN) until `total` payload bytes are out.
     Fragments { frame: usize, total: usize },
+    /// permessage-deflate is accepted, then one compressed binary frame that
+    /// inflates to `inflated` zero bytes.
+    Bomb { inflated: usize },
 }
 
 #[derive(Debug)]
@@ -141,8 +144,9 @@ struct PeerEnd {
     client_close: Option<Option<u16>>,
 }
 
-/// Reads the HTTP request head (bounded) and answers the upgrade.
-fn upgrade(s: &mut TcpStream) {
+/// Reads the HTTP request head (bounded) and answers the upgrade, accepting
+/// permessage-deflate if `deflate`.
+fn upgrade(s: &mut TcpStream, deflate: bool) {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -160,9 +164,14 @@ fn upgrade(s: &mut TcpStream) {
         })
         .expect("Sec-WebSocket-Key");
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let ext = if deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    } else {
+        ""
+    };
     let resp = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+         Sec-WebSocket-Accept: {accept}\r\n{ext}\r\n"
     );
     s.write_all(resp.as_bytes()).expect("write 101");
 }
@@ -176,11 +185,39 @@ fn hostile_peer(flood: Flood) -> (u16, JoinHandle<PeerEnd>) {
     let port = listener.local_addr().unwrap().port();
     // Allocated here, before the caller starts measuring.
     let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let bomb = match flood {
+        Flood::Bomb { inflated } => {
+            let zeros = vec![0u8; MIB];
+            let mut c =
+                flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 15);
+            let mut out = Vec::with_capacity(inflated / 500);
+            for i in 0..inflated / MIB {
+                let flush = if i + 1 == inflated / MIB {
+                    flate2::FlushCompress::Sync
+                } else {
+                    flate2::FlushCompress::None
+                };
+                let mut input = &zeros[..];
+                loop {
+                    out.reserve(64 * 1024);
+                    let before = c.total_in();
+                    c.compress_vec(input, &mut out, flush).unwrap();
+                    input = &input[(c.total_in() - before) as usize..];
+                    if input.is_empty() && out.len() < out.capacity() {
+                        break;
+                    }
+                }
+            }
+            out.truncate(out.len() - 4); // the 00 00 ff ff tail
+            raw::encode_frame_rsv(true, 4, raw::OP_BINARY, &out, None)
+        }
+        _ => Vec::new(),
+    };
     let t = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(PEER_IO_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(PEER_IO_TIMEOUT)).unwrap();
-        upgrade(&mut s);
+        upgrade(&mut s, matches!(flood, Flood::Bomb { .. }));
         let mut r = s.try_clone().unwrap();
         let reader = std::thread::spawn(move || {
             // Until EOF, an error or the read timeout: bounded.
@@ -207,6 +244,10 @@ fn hostile_peer(flood: Flood) -> (u16, JoinHandle<PeerEnd>) {
                     }
                 }
             }
+            Flood::Bomb { .. } => {
+                cut_off = s.write_all(&bomb).is_err();
+                streamed = bomb.len();
+            }
             Flood::Fragments { frame, total } => {
                 assert!((126..=CHUNK).contains(&frame));
                 let mut first = true;
@@ -223,7 +264,13 @@ fn hostile_peer(flood: Flood) -> (u16, JoinHandle<PeerEnd>) {
                 }
             }
         }
-        let _ = s.shutdown(Shutdown::Both);
+        // (After the bomb the client has all it needs to answer: keep
+        // reading until it closes, so its close frame is seen.)
+        let how = match flood {
+            Flood::Bomb { .. } => Shutdown::Write,
+            _ => Shutdown::Both,
+        };
+        let _ = s.shutdown(how);
         let client_close = reader.join().unwrap();
         PeerEnd {
             streamed,
@@ -512,5 +559,36 @@ fn huge_declared_length_case() {
         m.whole < 2 * TOTAL + 2 * MIB,
         "peak allocation growth {}",
         mib(m.whole)
+    );
+}
+
+/// A decompression bomb: one compressed frame of about 1 MiB that inflates
+/// to 1 GiB, against the default 64 MiB limit. Inflation stops at the limit:
+/// ERROR (too large), our close 1009, and memory bounded by the limit, not by
+/// what the frame would inflate to.
+#[test]
+fn a_decompression_bomb_stops_at_the_limit() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const LIMIT: usize = 64 * MIB; // the default
+    let o = Opts::new().compression(true).close_timeout(60_000);
+    let m = run(Flood::Bomb { inflated: 1 << 30 }, &o);
+    report(
+        "compressed frame inflating to 1 GiB, default 64 MiB limit",
+        &m,
+    );
+    assert!(
+        m.peer.streamed < 2 * MIB,
+        "the bomb is small: {}",
+        m.peer.streamed
+    );
+    assert_refused(&m, "inflates past the limit");
+    // The inflated message's buffer grows by doubling but never past the
+    // limit (+1 byte), plus the connection's own needs and the decompressor.
+    let bound = LIMIT + 4 * MIB;
+    assert!(
+        m.whole < bound,
+        "peak allocation growth {} over the {} bound",
+        mib(m.whole),
+        mib(bound)
     );
 }

@@ -622,6 +622,7 @@ fn bad_utf8_text_frame() {
             f,
             RawFrame {
                 fin: true,
+                rsv: 0,
                 opcode: raw::OP_TEXT,
                 masked: false,
                 payload: vec![0xC3, 0x28]

@@ -298,3 +298,63 @@ pub extern "C" fn wsb_options_set_proxy(opts: *mut wsb_options, url: *const c_ch
         ok(with_options(opts, |o| o.proxy(url)))
     })
 }
+
+/// (Addition to ABI v1.) Offer permessage-deflate compression (RFC 7692)
+/// on connections made with these options: `enable` true sends
+/// `Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits`
+/// (or the parameters set with wsb_options_set_compression_params). Default
+/// false. Whether the server accepted is known at OPEN: wsb_get_compression.
+///
+/// With compression on, text and binary messages of 64 bytes or more are
+/// sent compressed (smaller ones, and pings, pongs and close frames, never);
+/// incoming compressed messages are inflated as their frames arrive, and the
+/// message size limit applies to the inflated size (inflation stops there:
+/// WSB_ERR_MESSAGE_TOO_LARGE, close 1009). An answer the server may not give
+/// (an unknown or repeated parameter, a window size out of range, a
+/// parameter not offered) fails the upgrade with WSB_ERR_HANDSHAKE. Each
+/// connection then keeps a compressor (about 256 KiB at window 15, made at
+/// the first compressed send) and a decompressor (about 40 KiB, made at the
+/// first compressed message), freed when the connection ends. Never blocks;
+/// any thread.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_compression(opts: *mut wsb_options, enable: bool) -> wsb_result {
+    boundary(|| {
+        ok(with_options(opts, |o| {
+            o.compression(enable);
+            Ok(())
+        }))
+    })
+}
+
+/// (Addition to ABI v1.) The permessage-deflate parameters to offer when
+/// compression is on (wsb_options_set_compression; this call alone does not
+/// turn it on).
+///
+/// `client_max_window_bits`, `server_max_window_bits`: 9 to 15, or 0 to leave
+/// the parameter out (the default offer sends `client_max_window_bits`
+/// without a value, so the server may pick our window; 0 here drops even
+/// that). `client_no_context_takeover`: we compress each message on its own;
+/// `server_no_context_takeover`: we ask the server to. Any other window
+/// value is WSB_ERR_INVALID_ARGUMENT with a detail naming the parameter.
+/// If the server picks a client window of 8 (which zlib cannot produce),
+/// every message is sent uncompressed, as RFC 7692 allows. Never blocks;
+/// any thread.
+#[no_mangle]
+pub extern "C" fn wsb_options_set_compression_params(
+    opts: *mut wsb_options,
+    client_max_window_bits: u8,
+    server_max_window_bits: u8,
+    client_no_context_takeover: bool,
+    server_no_context_takeover: bool,
+) -> wsb_result {
+    boundary(|| {
+        ok(with_options(opts, |o| {
+            o.compression_params(
+                client_max_window_bits,
+                server_max_window_bits,
+                client_no_context_takeover,
+                server_no_context_takeover,
+            )
+        }))
+    })
+}

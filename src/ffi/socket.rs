@@ -302,6 +302,23 @@ pub extern "C" fn wsb_get_state(s: wsb_socket, state: *mut wsb_state) -> wsb_res
     })
 }
 
+/// (Addition to ABI v1.) Store in `*negotiated` whether the server accepted
+/// permessage-deflate (wsb_options_set_compression): false until the socket
+/// is open, and false if compression was not offered. Any thread; never
+/// blocks.
+#[no_mangle]
+pub extern "C" fn wsb_get_compression(s: wsb_socket, negotiated: *mut bool) -> wsb_result {
+    boundary(|| {
+        if negotiated.is_null() {
+            return Err(null_arg("negotiated"));
+        }
+        let on = registry::with(s, |sock| Ok(sock.compression()))?;
+        // SAFETY: NULL-checked above; the caller provides a writable bool.
+        unsafe { write_out(negotiated, on, "negotiated") }?;
+        Ok(Code::WSB_OK)
+    })
+}
+
 /// Store in `*bytes` the payload bytes sent but not yet written to the
 /// network (queued, or waiting for the socket to drain). Any thread.
 #[no_mangle]

@@ -1,9 +1,11 @@
 //! The WebSocket frame layer (RFC 6455 §5), owned by the crate: how a frame
 //! is validated ([`read`]: bytes in → messages, control frames, faults) and
-//! how a frame is written ([`write`]: masked client frames), side by side.
+//! how a frame is written ([`write`]: masked client frames), side by side;
+//! [`deflate`] is permessage-deflate (RFC 7692), used by both.
 //! tungstenite is used for the HTTP upgrade and for its frame-code types
 //! (`OpCode`, `CloseCode`), not for reading or writing frames.
 
+pub mod deflate;
 pub mod read;
 pub mod write;
 

@@ -3,7 +3,8 @@
 //! [`Reader::read`] takes the transport's decrypted bytes as they arrive and
 //! turns them into whole messages and control frames ([`Item`]), doing every
 //! RFC 6455 check in one pass:
-//! - header rules: RSV bits (no extension is negotiated), opcodes, control
+//! - header rules: RSV bits (RSV1 only on a message's first frame, and only
+//!   with permessage-deflate negotiated), opcodes, control
 //!   frames at most 125 bytes and never fragmented, nothing masked by the
 //!   server, a 64-bit length with its top bit clear;
 //! - fragmentation: a continuation needs a message to continue, a new
@@ -13,7 +14,9 @@
 //!   (an oversize frame's payload is skipped, never buffered);
 //! - UTF-8 of text messages as the bytes arrive (a message fails at its first
 //!   bad byte, across fragments);
-//! - the peer's close frame: its code and reason.
+//! - the peer's close frame: its code and reason;
+//! - with permessage-deflate, compressed messages are inflated as their
+//!   frames arrive, the limit applying to the inflated size.
 //!
 //! Memory: a message is stored only as its bytes actually arrive, growing
 //! its buffer with `try_reserve` and never past the limit. A single-frame
@@ -27,6 +30,7 @@ use std::collections::TryReserveError;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
+use super::deflate::{Agreed, InflateError, Inflater};
 use crate::error::{Code, Error};
 
 /// Largest frame header (2 + 8 length bytes + 4 mask bytes).
@@ -76,6 +80,10 @@ pub enum Fault {
     TooLarge { size: u64, limit: u64 },
     /// Memory for a message within the limit could not be had: 1009.
     OutOfMemory { size: u64 },
+    /// A compressed message inflates past the limit: 1009.
+    InflatesPastLimit { limit: u64 },
+    /// A compressed message's data is not valid deflate data: 1007.
+    BadCompressedData(String),
     /// Text that can never be UTF-8 (also a close reason): 1007.
     InvalidUtf8(&'static str),
     /// Any other rule broken; the detail says which: 1002.
@@ -94,6 +102,11 @@ impl Fault {
                 Code::WSB_ERR_MESSAGE_TOO_LARGE,
                 format!("out of memory storing an incoming message of {size} bytes"),
             ),
+            Fault::InflatesPastLimit { limit } => Error::new(
+                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                format!("incoming compressed message inflates past the limit of {limit} bytes"),
+            ),
+            Fault::BadCompressedData(detail) => Error::new(Code::WSB_ERR_PROTOCOL, detail.clone()),
             Fault::InvalidUtf8(detail) => Error::new(Code::WSB_ERR_PROTOCOL, *detail),
             Fault::Protocol(detail) => Error::new(Code::WSB_ERR_PROTOCOL, detail.clone()),
         }
@@ -102,8 +115,10 @@ impl Fault {
     /// The close code to send for it.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Fault::TooLarge { .. } | Fault::OutOfMemory { .. } => CloseCode::Size,
-            Fault::InvalidUtf8(_) => CloseCode::Invalid,
+            Fault::TooLarge { .. }
+            | Fault::OutOfMemory { .. }
+            | Fault::InflatesPastLimit { .. } => CloseCode::Size,
+            Fault::InvalidUtf8(_) | Fault::BadCompressedData(_) => CloseCode::Invalid,
             Fault::Protocol(_) => CloseCode::Protocol,
         }
     }
@@ -135,6 +150,8 @@ enum State {
 #[derive(Debug, Default)]
 struct Partial {
     text: bool,
+    /// Its frames carry deflate data (RSV1 on the first).
+    compressed: bool,
     buf: Vec<u8>,
     utf8: Utf8,
 }
@@ -150,17 +167,25 @@ pub struct Reader {
     fragmented: bool,
     /// A fault was reported: data frames are skipped from now on.
     failed: bool,
+    /// permessage-deflate, if negotiated.
+    deflate: Option<Agreed>,
+    /// Made for the first compressed message.
+    inflater: Option<Inflater>,
 }
 
 impl Reader {
-    /// `limit`: the largest message payload accepted (`usize::MAX`: none).
-    pub fn new(limit: usize) -> Reader {
+    /// `limit`: the largest message payload accepted (`usize::MAX`: none),
+    /// inflated size for compressed messages; `deflate`: permessage-deflate,
+    /// if negotiated.
+    pub fn new(limit: usize, deflate: Option<Agreed>) -> Reader {
         Reader {
             limit: limit as u64,
             state: State::Header,
             partial: None,
             fragmented: false,
             failed: false,
+            deflate,
+            inflater: None,
         }
     }
 
@@ -228,6 +253,10 @@ impl Reader {
                         };
                     }
                     if fin {
+                        if let Err(fault) = self.finish() {
+                            self.fail(State::Header);
+                            return fault_at(pos, fault);
+                        }
                         let p = self.partial.take().expect("a message is being assembled");
                         self.fragmented = false;
                         if p.text && !p.utf8.complete() {
@@ -250,7 +279,7 @@ impl Reader {
                             item: None,
                         };
                     };
-                    if let Some(rule) = h.violation() {
+                    if let Some(rule) = h.violation(self.deflate.is_some()) {
                         pos += h.len;
                         // (A length with its top bit set cannot be skipped:
                         // nothing after it can be read.)
@@ -307,9 +336,15 @@ impl Reader {
                             }),
                         );
                     }
+                    // (Compressed: the limit applies to the inflated size,
+                    // checked as it is inflated.)
+                    let compressed = match &self.partial {
+                        Some(p) if continuation => p.compressed,
+                        _ => h.rsv & 0x4 != 0,
+                    };
                     let so_far = self.partial.as_ref().map_or(0, |p| p.buf.len() as u64);
                     let size = so_far.saturating_add(h.payload);
-                    if size > self.limit {
+                    if !compressed && size > self.limit {
                         self.fail(State::Skip(h.payload));
                         return fault_at(
                             pos,
@@ -322,7 +357,7 @@ impl Reader {
                     let text = h.opcode == OpCode::Data(Data::Text);
                     let rest = &input[pos..];
                     // The common case: a whole single-frame message, borrowed.
-                    if !continuation && h.fin && rest.len() as u64 >= h.payload {
+                    if !continuation && !compressed && h.fin && rest.len() as u64 >= h.payload {
                         let payload = &rest[..h.payload as usize];
                         pos += payload.len();
                         if text && std::str::from_utf8(payload).is_err() {
@@ -340,6 +375,7 @@ impl Reader {
                     if !continuation {
                         self.partial = Some(Partial {
                             text,
+                            compressed,
                             ..Partial::default()
                         });
                     }
@@ -361,9 +397,17 @@ impl Reader {
         self.state = next;
     }
 
-    /// Append payload bytes to the message being assembled, checking text.
+    /// Append payload bytes to the message being assembled (inflated if
+    /// compressed), checking text.
     fn store(&mut self, chunk: &[u8]) -> Result<(), Fault> {
         let p = self.partial.as_mut().expect("a message is being assembled");
+        if p.compressed {
+            let agreed = self.deflate.as_ref().expect("negotiated");
+            let inflater = self.inflater.get_or_insert_with(|| Inflater::new(agreed));
+            let before = p.buf.len();
+            let r = inflater.inflate(chunk, &mut p.buf, self.limit);
+            return inflated(p, before, r, self.limit);
+        }
         if p.text && !p.utf8.feed(chunk) {
             return Err(invalid_text());
         }
@@ -371,6 +415,42 @@ impl Reader {
             size: (p.buf.len() + chunk.len()) as u64,
         })
     }
+
+    /// The message's last frame is in: a compressed one gets its tail.
+    fn finish(&mut self) -> Result<(), Fault> {
+        let p = self.partial.as_mut().expect("a message is being assembled");
+        if !p.compressed {
+            return Ok(());
+        }
+        let agreed = self.deflate.as_ref().expect("negotiated");
+        let inflater = self.inflater.get_or_insert_with(|| Inflater::new(agreed));
+        let before = p.buf.len();
+        let r = inflater.finish(&mut p.buf, self.limit);
+        inflated(p, before, r, self.limit)
+    }
+}
+
+/// After inflating onto `p.buf` from `before`: check the new text, map errors.
+fn inflated(
+    p: &mut Partial,
+    before: usize,
+    r: Result<(), InflateError>,
+    limit: u64,
+) -> Result<(), Fault> {
+    match r {
+        Ok(()) => {}
+        Err(InflateError::OverLimit) => return Err(Fault::InflatesPastLimit { limit }),
+        Err(InflateError::OutOfMemory) => {
+            return Err(Fault::OutOfMemory {
+                size: p.buf.len() as u64,
+            })
+        }
+        Err(InflateError::Corrupt(d)) => return Err(Fault::BadCompressedData(d)),
+    }
+    if p.text && !p.utf8.feed(&p.buf[before..]) {
+        return Err(invalid_text());
+    }
+    Ok(())
 }
 
 fn fault_at(used: usize, fault: Fault) -> Step<'static> {
@@ -450,13 +530,21 @@ impl Header {
         })
     }
 
-    /// The header rule the frame breaks, if any.
-    fn violation(&self) -> Option<String> {
-        if self.rsv != 0 {
+    /// The header rule the frame breaks, if any (`deflate`: permessage-deflate
+    /// was negotiated, so RSV1 may start a compressed message).
+    fn violation(&self, deflate: bool) -> Option<String> {
+        let rsv1_ok = deflate && matches!(self.opcode, OpCode::Data(Data::Text | Data::Binary));
+        if self.rsv & 0x3 != 0 || (self.rsv != 0 && !deflate) {
             return Some(format!(
                 "protocol error: reserved bits set (RSV {:03b}) without an extension",
                 self.rsv
             ));
+        }
+        if self.rsv != 0 && !rsv1_ok {
+            return Some(match self.opcode {
+                OpCode::Control(_) => "protocol error: compressed control frame (RSV1 set)".into(),
+                _ => "protocol error: RSV1 set on a continuation frame".into(),
+            });
         }
         match self.opcode {
             OpCode::Data(Data::Reserved(op)) => {
@@ -617,10 +705,10 @@ mod tests {
 
     /// Every way of splitting `input` gives the same items.
     fn all_splits(limit: usize, input: &[u8]) -> Vec<Got> {
-        let whole = run(&mut Reader::new(limit), input, input.len());
+        let whole = run(&mut Reader::new(limit, None), input, input.len());
         for chunk in 1..=input.len().min(20) {
             assert_eq!(
-                run(&mut Reader::new(limit), input, chunk),
+                run(&mut Reader::new(limit, None), input, chunk),
                 whole,
                 "split every {chunk} bytes"
             );
@@ -678,7 +766,7 @@ mod tests {
 
     #[test]
     fn the_limit_is_checked_from_the_header_before_anything_is_stored() {
-        let mut r = Reader::new(4);
+        let mut r = Reader::new(4, None);
         let step = r.read(b"\x82\x05ab");
         assert_eq!(step.used, 2);
         assert_eq!(
@@ -696,7 +784,7 @@ mod tests {
         // Huge declared lengths against no limit are never reserved: the
         // frame waits for bytes that do not come, holding none.
         for declared in [1u64 << 40, 1 << 62, (1 << 63) - 1] {
-            let mut r = Reader::new(usize::MAX);
+            let mut r = Reader::new(usize::MAX, None);
             let mut frame = vec![0x82, 127];
             frame.extend_from_slice(&declared.to_be_bytes());
             frame.extend_from_slice(b"abc");
@@ -711,7 +799,7 @@ mod tests {
     #[test]
     fn a_message_buffer_never_grows_past_the_limit() {
         let limit = 10_000;
-        let mut r = Reader::new(limit);
+        let mut r = Reader::new(limit, None);
         let mut input = vec![0x02, 126];
         input.extend_from_slice(&6000u16.to_be_bytes());
         input.extend_from_slice(&[1; 6000]);
@@ -743,7 +831,7 @@ mod tests {
             [Got::Ping(vec![]), Got::Text("\u{20ac}".into())]
         );
         // The bad byte fails the message before the frame is complete.
-        let mut r = Reader::new(10_000);
+        let mut r = Reader::new(10_000, None);
         let mut frame = vec![0x81, 126];
         frame.extend_from_slice(&1000u16.to_be_bytes());
         frame.extend_from_slice(b"ab\xff");

@@ -2,11 +2,12 @@
 //! appended whole to a buffer. The outbox ([`crate::outbox`]) frames every
 //! outgoing message, ping, pong and close with [`frame`].
 
-/// Append one frame, FIN set, with `opcode`, `payload` masked by `mask`.
-pub fn frame(buf: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+/// Append one frame, FIN set, with `opcode`, `payload` masked by `mask`;
+/// RSV1 set if `compressed` (a permessage-deflate message).
+pub fn frame(buf: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4], compressed: bool) {
     let len = payload.len();
     let mut head = [0u8; 14];
-    head[0] = 0x80 | opcode;
+    head[0] = 0x80 | if compressed { 0x40 } else { 0 } | opcode;
     let n = match len {
         0..=125 => {
             head[1] = 0x80 | len as u8;

@@ -124,6 +124,21 @@ impl Opts {
         assert_eq!(wsb_options_set_close_timeout(self.0, ms), WSB_OK);
         self
     }
+    pub fn compression(self, on: bool) -> Opts {
+        assert_eq!(wsb_options_set_compression(self.0, on), WSB_OK);
+        self
+    }
+    pub fn compression_params(
+        self,
+        client_bits: u8,
+        server_bits: u8,
+        cnct: bool,
+        snct: bool,
+    ) -> Opts {
+        let r = wsb_options_set_compression_params(self.0, client_bits, server_bits, cnct, snct);
+        assert_eq!(r, WSB_OK, "{}", last_error());
+        self
+    }
 }
 
 impl Drop for Opts {
@@ -179,6 +194,12 @@ impl Ws {
         let mut s = wsb_state::WSB_STATE_CLOSED;
         assert_eq!(wsb_get_state(self.0, &mut s), WSB_OK);
         s
+    }
+    /// Whether permessage-deflate was negotiated.
+    pub fn compressed(&self) -> bool {
+        let mut on = false;
+        assert_eq!(wsb_get_compression(self.0, &mut on), WSB_OK);
+        on
     }
     pub fn buffered(&self) -> usize {
         let mut n = usize::MAX;

@@ -93,7 +93,8 @@ fn raw_bytes_ref(conn: &mut Conn, bytes: &[u8]) -> Result<(), BoxErr> {
 /// default `Upgrade`), `ext` (a Sec-WebSocket-Extensions value), `size`
 /// (filler `X-Pad` headers make the head exactly this many bytes), `seg`
 /// (written in pieces of this many bytes, each flushed on its own, so with
-/// TCP_NODELAY each leaves as its own segment). Then echo.
+/// TCP_NODELAY each leaves as its own segment). Then echo, or with
+/// `mode=deflate` a permessage-deflate peer ([`deflate_peer`]).
 fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(), BoxErr> {
     let key = req
         .headers
@@ -147,6 +148,9 @@ fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(),
             log(&format!("{}: head not sent whole: {e}", req.target));
             return Ok(());
         }
+    }
+    if req.param("mode") == Some("deflate") {
+        return deflate_peer(conn, req, shared);
     }
     let config = WebSocketConfig::default()
         .max_message_size(None)
@@ -570,5 +574,93 @@ fn silent(ws: &mut Ws) -> Result<Outcome, BoxErr> {
                 ) => {}
             Err(_) => return Ok(Outcome::Abrupt),
         }
+    }
+}
+
+/// `/upgrade?mode=deflate&ext=permessage-deflate...`: a permessage-deflate
+/// peer written with flate2 directly (not the library's code). First it
+/// writes `hex` (frames made by the test), then echoes every message,
+/// compressed (one frame, RSV1) unless `plain=1`, and answers pings. The
+/// agreed `ext` decides the contexts: `server_no_context_takeover` resets its
+/// compressor after each message, `client_no_context_takeover` its
+/// decompressor. A text message `stats?` is answered (uncompressed) with
+/// `compressed=N plain=M`: how many client messages came with and without
+/// RSV1 (before it).
+fn deflate_peer(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(), BoxErr> {
+    let ext = req.param("ext").unwrap_or("").to_ascii_lowercase();
+    let server_reset = ext.contains("server_no_context_takeover");
+    let client_reset = ext.contains("client_no_context_takeover");
+    let plain = req.param("plain") == Some("1");
+    let mut c = flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 15);
+    let mut d = flate2::Decompress::new_with_window_bits(false, 15);
+    conn.write_all(&unhex(req.param("hex").unwrap_or("")))?;
+    conn.flush()?;
+    let (mut compressed, mut uncompressed) = (0usize, 0usize);
+    // The message being assembled: (opcode, RSV1 on its first frame, payload).
+    let mut msg: Option<(u8, bool, Vec<u8>)> = None;
+    loop {
+        let Some(f) = raw::read_frame(&mut conn, RAW_MAX_FRAME)? else {
+            return Ok(());
+        };
+        match f.opcode {
+            raw::OP_CLOSE => {
+                let cc = f.close_code();
+                shared.record_close(ClientClose {
+                    path: req.path.clone(),
+                    code: cc.as_ref().map(|c| c.0),
+                    reason: cc.map(|c| c.1).unwrap_or_default(),
+                });
+                conn.write_all(&raw::encode_frame(true, raw::OP_CLOSE, &f.payload, None))?;
+                conn.flush()?;
+                conn.close_notify();
+                return Ok(());
+            }
+            raw::OP_PING => {
+                conn.write_all(&raw::encode_frame(true, raw::OP_PONG, &f.payload, None))?;
+                conn.flush()?;
+                continue;
+            }
+            raw::OP_PONG => continue,
+            raw::OP_CONT => {
+                let m = msg.as_mut().ok_or("continuation without a message")?;
+                m.2.extend_from_slice(&f.payload);
+            }
+            op => msg = Some((op, f.rsv & 4 != 0, f.payload)),
+        }
+        if !f.fin {
+            continue;
+        }
+        let (op, rsv1, payload) = msg.take().ok_or("no message")?;
+        let data = if rsv1 {
+            compressed += 1;
+            let data = raw::inflate_message(&mut d, &payload, RAW_MAX_FRAME)?;
+            if client_reset {
+                d.reset(false);
+            }
+            data
+        } else {
+            uncompressed += 1;
+            payload
+        };
+        if op == raw::OP_TEXT && data == b"stats?" {
+            compressed -= usize::from(rsv1);
+            uncompressed -= usize::from(!rsv1);
+            let answer = format!("compressed={compressed} plain={uncompressed}");
+            conn.write_all(&raw::encode_frame(
+                true,
+                raw::OP_TEXT,
+                answer.as_bytes(),
+                None,
+            ))?;
+        } else if plain {
+            conn.write_all(&raw::encode_frame(true, op, &data, None))?;
+        } else {
+            let wire = raw::deflate_message(&mut c, &data);
+            if server_reset {
+                c.reset();
+            }
+            conn.write_all(&raw::encode_frame_rsv(true, 4, op, &wire, None))?;
+        }
+        conn.flush()?;
     }
 }

@@ -16,6 +16,8 @@ pub const OP_PONG: u8 = 0xA;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawFrame {
     pub fin: bool,
+    /// The RSV bits (RSV1 = 4: a permessage-deflate message's first frame).
+    pub rsv: u8,
     pub opcode: u8,
     pub masked: bool,
     pub payload: Vec<u8>,
@@ -37,8 +39,19 @@ impl RawFrame {
 
 /// Encodes one frame. `mask` is `Some` for client-to-server frames.
 pub fn encode_frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    encode_frame_rsv(fin, 0, opcode, payload, mask)
+}
+
+/// [`encode_frame`] with RSV bits (`rsv`: RSV1 = 4, RSV2 = 2, RSV3 = 1).
+pub fn encode_frame_rsv(
+    fin: bool,
+    rsv: u8,
+    opcode: u8,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0F));
+    out.push(if fin { 0x80 } else { 0 } | (rsv & 0x7) << 4 | (opcode & 0x0F));
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let len = payload.len();
     if len < 126 {
@@ -112,6 +125,7 @@ pub fn read_frame(r: &mut impl Read, max: usize) -> io::Result<Option<RawFrame>>
     }
     Ok(Some(RawFrame {
         fin,
+        rsv: (h[0] >> 4) & 0x7,
         opcode,
         masked,
         payload,
@@ -159,6 +173,56 @@ pub fn read_to_end_lossy(r: &mut impl Read) -> Vec<u8> {
         match r.read(&mut buf) {
             Ok(0) | Err(_) => return out,
             Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Raw deflate for permessage-deflate (RFC 7692), written with flate2
+/// directly (not the library's code): one message's data, sync-flushed, the
+/// trailing `00 00 ff ff` removed. `c` carries the context between messages.
+pub fn deflate_message(c: &mut flate2::Compress, data: &[u8]) -> Vec<u8> {
+    if data.is_empty() {
+        return vec![0];
+    }
+    let mut out = Vec::with_capacity(data.len() + 64);
+    let mut input = data;
+    loop {
+        out.reserve(input.len() + 64);
+        let before = c.total_in();
+        c.compress_vec(input, &mut out, flate2::FlushCompress::Sync)
+            .expect("deflate");
+        input = &input[(c.total_in() - before) as usize..];
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]), "sync flush marker");
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// The inverse of [`deflate_message`] (the tail put back), bounded by `max`.
+pub fn inflate_message(d: &mut flate2::Decompress, data: &[u8], max: usize) -> io::Result<Vec<u8>> {
+    let mut input = data.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::with_capacity(4096);
+    let mut rest = &input[..];
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "inflates past max",
+                ));
+            }
+            out.reserve(out.len().max(4096));
+        }
+        let before = d.total_in();
+        d.decompress_vec(rest, &mut out, flate2::FlushDecompress::Sync)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        rest = &rest[(d.total_in() - before) as usize..];
+        if rest.is_empty() && out.len() < out.capacity() {
+            return Ok(out);
         }
     }
 }
