@@ -815,47 +815,50 @@ impl Conn<'_> {
                     break;
                 }
             };
-            let step = wire.reader.read(input);
-            let used = step.used;
-            match step.item {
-                Some(Item::Message { text, payload }) => {
-                    if !self.failed {
-                        self.out
-                            .push(Event::data_in(text, payload, &mut self.spares));
-                    }
-                }
-                Some(Item::Ping(payload)) => {
-                    // Answered behind the data already queued; not once our
-                    // close is out (nothing may follow it).
-                    if !self.sent_close {
-                        self.socket.outbox.lock().push_control(0xa, payload);
-                    }
-                }
-                Some(Item::Pong(_)) => {}
-                Some(Item::Close(close)) => stopped = Some(Stopped::PeerClose(close)),
-                Some(Item::Fault(fault)) => stopped = Some(Stopped::Fault(fault)),
-                None => {
-                    wire.transport.consume(used);
-                    match wire.transport.pull_more() {
-                        Ok(true) => continue,
-                        Ok(false) => {}
-                        Err(e) => {
-                            stopped = Some(Stopped::Broken(stream_error(e)));
-                            break;
+            // Every item in this input, then one consume for all of them.
+            let mut at = 0;
+            while stopped.is_none() {
+                let step = wire.reader.read(&input[at..]);
+                at += step.used;
+                match step.item {
+                    Some(Item::Message { text, payload }) => {
+                        if !self.failed {
+                            self.out
+                                .push(Event::data_in(text, payload, &mut self.spares));
                         }
                     }
-                    // All is parsed that can be until more arrives; at the
-                    // end of the stream nothing more will.
-                    if wire.transport.at_end() {
-                        stopped = Some(Stopped::Eof);
+                    Some(Item::Ping(payload)) => {
+                        // Answered behind the data already queued; not once
+                        // our close is out (nothing may follow it).
+                        if !self.sent_close {
+                            self.socket.outbox.lock().push_control(0xa, payload);
+                        }
                     }
-                    break;
+                    Some(Item::Pong(_)) => {}
+                    Some(Item::Close(close)) => stopped = Some(Stopped::PeerClose(close)),
+                    Some(Item::Fault(fault)) => stopped = Some(Stopped::Fault(fault)),
+                    None => break,
                 }
             }
-            wire.transport.consume(used);
+            wire.transport.consume(at);
             if stopped.is_some() {
                 break;
             }
+            // The reader needs more than the input holds.
+            match wire.transport.pull_more() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    stopped = Some(Stopped::Broken(stream_error(e)));
+                    break;
+                }
+            }
+            // All is parsed that can be until more arrives; at the end of
+            // the stream nothing more will.
+            if wire.transport.at_end() {
+                stopped = Some(Stopped::Eof);
+            }
+            break;
         }
         // 3. Flush the outbox: data frames from senders, and what the above
         //    produced (pongs, our close).

@@ -203,7 +203,52 @@ impl Reader {
     }
 
     /// Consume the front of `input`, up to and including the next item.
+    #[inline]
     pub fn read<'a>(&mut self, input: &'a [u8]) -> Step<'a> {
+        match self.small_message(input) {
+            Some(step) => step,
+            None => self.read_any(input),
+        }
+    }
+
+    /// Most traffic: a whole, small, single-frame text or binary message
+    /// that breaks no rule (FIN set, no RSV bit, unmasked, a 7- or 16-bit
+    /// length within the limit, valid UTF-8), between messages. Anything
+    /// else, including every fault, is left to [`Reader::read_any`], which
+    /// would take this case the same way.
+    #[inline]
+    fn small_message<'a>(&self, input: &'a [u8]) -> Option<Step<'a>> {
+        if self.state != State::Header || self.fragmented || self.failed {
+            return None;
+        }
+        let text = match *input.first()? {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        let (hlen, len) = match *input.get(1)? {
+            b @ 0..=125 => (2, usize::from(b)),
+            126 => (
+                4,
+                usize::from(u16::from_be_bytes([*input.get(2)?, *input.get(3)?])),
+            ),
+            _ => return None, // 64-bit length, or masked
+        };
+        let payload = input.get(hlen..hlen + len)?;
+        if len as u64 > self.limit || (text && std::str::from_utf8(payload).is_err()) {
+            return None;
+        }
+        Some(Step {
+            used: hlen + len,
+            item: Some(Item::Message {
+                text,
+                payload: Payload::Borrowed(payload),
+            }),
+        })
+    }
+
+    /// [`Reader::read`] for any input.
+    fn read_any<'a>(&mut self, input: &'a [u8]) -> Step<'a> {
         let mut pos = 0;
         loop {
             let rest = &input[pos..];
@@ -735,6 +780,32 @@ mod tests {
                 Got::Close(1000, "ok".into()),
             ]
         );
+    }
+
+    #[test]
+    fn the_small_message_path_agrees_with_the_general_one() {
+        let mut long = vec![0x81, 126, 0x01, 0x00];
+        long.extend_from_slice(&[b'a'; 256]);
+        for input in [
+            &b"\x81\x02hi"[..],
+            b"\x82\x00",
+            b"\x81\x01\xff",
+            b"\x81\x03hi",
+            b"\xc1\x01a",
+            b"\x81\x81abcdx",
+            b"\x01\x01a",
+            &long,
+            &long[..100],
+        ] {
+            for limit in [1, 2, 1000] {
+                let fast = Reader::new(limit, None).small_message(input);
+                let general = Reader::new(limit, None).read_any(input);
+                if let Some(fast) = fast {
+                    assert_eq!(fast, general, "{input:?} limit {limit}");
+                }
+            }
+        }
+        assert!(Reader::new(1000, None).small_message(&long).is_some());
     }
 
     #[test]
