@@ -2,8 +2,8 @@
 //! is validated ([`read`]: bytes in → messages, control frames, faults) and
 //! how a frame is written ([`write`]: masked client frames), side by side;
 //! [`deflate`] is permessage-deflate (RFC 7692), used by both.
-//! tungstenite is used for the HTTP upgrade and for its frame-code types
-//! (`OpCode`, `CloseCode`), not for reading or writing frames.
+//! tungstenite supplies the upgrade's key and accept value and the
+//! frame-code types (`OpCode`, `CloseCode`); it reads and writes no frames.
 
 pub mod deflate;
 pub mod read;
