@@ -8,8 +8,6 @@
 //! Inflated output is bounded by the message limit: inflation stops there
 //! (a decompression bomb costs at most the limit).
 
-use std::collections::TryReserveError;
-
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// The extension's token.
@@ -282,7 +280,8 @@ impl Inflater {
                 if out.len() as u64 >= limit.saturating_add(1) {
                     return Err(InflateError::OverLimit);
                 }
-                grow(out, limit).map_err(|_| InflateError::OutOfMemory)?;
+                super::reserve_within(out, out.len() + 1, limit)
+                    .map_err(|_| InflateError::OutOfMemory)?;
             }
             let (in0, out0) = (self.d.total_in(), self.d.total_out());
             let status = self
@@ -317,22 +316,6 @@ impl Inflater {
         }
         r
     }
-}
-
-/// Make room in `out` for more output: doubling, at least 4 KiB, never past
-/// `limit` + 1 bytes (one over says "over the limit"; it also leaves room for
-/// the event's NUL).
-fn grow(out: &mut Vec<u8>, limit: u64) -> Result<(), TryReserveError> {
-    let cap_limit = usize::try_from(limit)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
-    let target = out
-        .capacity()
-        .saturating_mul(2)
-        .max(4096)
-        .min(cap_limit)
-        .max(out.len() + 1);
-    out.try_reserve_exact(target - out.len())
 }
 
 #[cfg(test)]

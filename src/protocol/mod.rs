@@ -10,3 +10,30 @@ pub mod read;
 pub mod write;
 
 pub use read::{Fault, Item, Payload, Reader};
+
+use std::collections::TryReserveError;
+
+/// Make room in `buf` for `need` bytes in all, for a message's payload as it
+/// arrives: capacity doubles (from 4 KiB) but never past `limit` + 1 bytes
+/// (the one over the limit holds an event's NUL, and lets inflation see
+/// that it went past), reserved fallibly. `need` comes from bytes that
+/// arrived, never from a length the peer declared.
+pub(crate) fn reserve_within(
+    buf: &mut Vec<u8>,
+    need: usize,
+    limit: u64,
+) -> Result<(), TryReserveError> {
+    if need <= buf.capacity() {
+        return Ok(());
+    }
+    let cap_limit = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let target = buf
+        .capacity()
+        .saturating_mul(2)
+        .max(4096)
+        .min(cap_limit)
+        .max(need);
+    buf.try_reserve_exact(target - buf.len())
+}

@@ -510,22 +510,9 @@ fn invalid_text() -> Fault {
 }
 
 /// Append `chunk` to `buf`, which holds at most `limit` bytes (checked by the
-/// caller): capacity doubles but never past the limit (+1 spare byte for the
-/// event's NUL), and is reserved fallibly.
+/// caller), with room for one more byte (the event's NUL).
 fn grow(buf: &mut Vec<u8>, chunk: &[u8], limit: u64) -> Result<(), TryReserveError> {
-    let need = buf.len() + chunk.len();
-    if need + 1 > buf.capacity() {
-        let cap_limit = usize::try_from(limit)
-            .unwrap_or(usize::MAX)
-            .saturating_add(1);
-        let target = buf
-            .capacity()
-            .saturating_mul(2)
-            .max(4096)
-            .min(cap_limit)
-            .max(need + 1);
-        buf.try_reserve_exact(target - buf.len())?;
-    }
+    super::reserve_within(buf, buf.len() + chunk.len() + 1, limit)?;
     buf.extend_from_slice(chunk);
     Ok(())
 }
