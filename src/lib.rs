@@ -12,7 +12,8 @@
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
 //! - [`options`], [`tls`], [`url`]: configuration;
-//! - [`error`]: result codes and details.
+//! - [`error`]: result codes and details, and the mapping of a stream's I/O errors;
+//! - [`time`]: deadlines (`deadline_after`).
 //!
 //! [`ffi`] is the only place with `unsafe`: the `extern "C"` functions, each
 //! behind one panic boundary, converting pointers and delegating to the core.
@@ -32,6 +33,7 @@ pub mod registry;
 pub mod socket;
 #[doc(hidden)]
 pub mod testing;
+pub mod time;
 pub mod tls;
 pub mod transport;
 pub mod url;

@@ -15,7 +15,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Code, Error, Result};
 use crate::options::Options;
-use crate::socket::{self, deadline_after, Socket};
+use crate::socket::{self, Socket};
+use crate::time::deadline_after;
 use crate::url::WsUrl;
 
 /// Stack of each I/O thread: TLS handshakes and DNS fit well within it.

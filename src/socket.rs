@@ -22,13 +22,14 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
-use crate::error::{Code, Error, Result};
+use crate::error::{closed_without_handshake, stream_error, Code, Error, Result};
 use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled, Spares};
 use crate::notify::Notify;
 use crate::options::Options;
 use crate::outbox::{self, Outbox};
 use crate::protocol::deflate::Deflater;
 use crate::protocol::{write, Fault, Item, Reader};
+use crate::time::deadline_after;
 use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
 
@@ -354,31 +355,6 @@ impl Socket {
     fn abandoned(&self) -> bool {
         self.abort.load(Ordering::Acquire) || self.state() == State::Closed
     }
-}
-
-/// `now + timeout`, saturating far in the future.
-pub fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365))
-}
-
-/// A failure of the byte stream on an open connection (TLS included).
-fn stream_error(e: io::Error) -> Error {
-    if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return Error::new(Code::WSB_ERR_TLS, t.to_string());
-    }
-    match e.kind() {
-        io::ErrorKind::UnexpectedEof => closed_without_handshake(),
-        _ => Error::new(Code::WSB_ERR_IO, format!("connection error: {e}")),
-    }
-}
-
-fn closed_without_handshake() -> Error {
-    Error::new(
-        Code::WSB_ERR_IO,
-        "connection closed by peer without a closing handshake",
-    )
 }
 
 /// Why parsing stopped with something to act on.
