@@ -2,7 +2,8 @@
 //!
 //! The safe core, one concept per module:
 //! - [`registry`]: the handle table (u64 handles, never reused) and the set of I/O threads;
-//! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
+//! - [`socket`]: one socket's shared state and the host side: send, close, poll, wait;
+//! - [`conn`]: the socket's I/O thread: connect, the hand-off to open, the loop over the open connection;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
 //! - [`handshake`]: the upgrade's request bytes and the checks of the server's 101 response;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls);
@@ -20,6 +21,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod conn;
 pub mod connect;
 pub mod error;
 pub mod event;

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::conn;
 use crate::error::{Code, Error, Result};
 use crate::options::Options;
-use crate::socket::{self, Socket};
+use crate::socket::Socket;
 use crate::time::deadline_after;
 use crate::url::WsUrl;
 
@@ -136,7 +137,7 @@ pub fn connect(url: &str, opts: &Options) -> Result<u64> {
         .stack_size(IO_THREAD_STACK)
         .spawn(move || {
             let _guard = LiveGuard;
-            socket::run(thread_socket, poll, url, opts);
+            conn::run(thread_socket, poll, url, opts);
         });
     let handle = match handle {
         Ok(h) => h,
