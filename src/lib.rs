@@ -4,6 +4,7 @@
 //! - [`registry`]: the handle table (u64 handles, never reused) and the set of I/O threads;
 //! - [`socket`]: one socket's shared state and the host side: send, close, poll, wait;
 //! - [`conn`]: the socket's I/O thread: connect, the hand-off to open, the loop over the open connection;
+//! - `lifecycle`: an open connection's lifecycle (RFC 6455 §7): its states and the one transition function;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
 //! - [`handshake`]: the upgrade's request bytes and the checks of the server's 101 response;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls);
@@ -27,6 +28,8 @@ pub mod error;
 pub mod event;
 pub mod ffi;
 pub mod handshake;
+#[cfg_attr(not(test), allow(dead_code))] // used by conn.rs in the next commit
+mod lifecycle;
 pub mod notify;
 pub mod options;
 pub mod outbox;
