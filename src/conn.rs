@@ -1,11 +1,14 @@
 //! One WebSocket, the I/O thread's side: the thread's entry point, the
 //! connect (see [`crate::connect`]) and the hand-off to open, then the loop
 //! over the open connection: it reads, runs the frame reader under the
-//! `core` lock, turns items into events, answers pings, runs the closing
-//! handshake and the timers (close timeout, linger, keepalive), and fails
-//! the connection on a fault. The state it shares with the host's threads,
-//! and the order its locks are taken in, are in [`crate::socket`].
+//! `core` lock, turns items into events, answers pings, and runs the timers
+//! (close timeout, linger, keepalive). What ends the connection (a close, a
+//! fault, EOF, an error, a timeout) it tells `lifecycle.rs` (one state
+//! machine, one transition function), and carries out the actions that
+//! answers. The state it shares with the host's threads, and the order its
+//! locks are taken in, are in [`crate::socket`].
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,16 +17,16 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Poll};
 use parking_lot::Mutex;
-use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
-use crate::error::{closed_without_handshake, stream_error, Code, Error};
+use crate::error::{stream_error, Code, Error};
 use crate::event::{Event, Spares};
+use crate::lifecycle::{self, Action, Input, Lifecycle};
 use crate::options::Options;
 use crate::outbox::Outbox;
 use crate::protocol::deflate::Deflater;
-use crate::protocol::{write, Fault, Item, Reader};
+use crate::protocol::{write, Item, Reader};
 use crate::socket::{Core, Socket, State, Wire};
 use crate::time::deadline_after;
 use crate::transport::{read_raw, RxBuf};
@@ -32,25 +35,6 @@ use crate::url::WsUrl;
 /// How long a socket must stay quiet before the buffers a burst made grow
 /// are given back.
 const TRIM_AFTER: Duration = Duration::from_millis(20);
-
-/// How long a protocol failure waits for the host to take the messages
-/// that arrived before it (see `Conn::fail_protocol`).
-const FAIL_GRACE: Duration = Duration::from_millis(500);
-
-/// How long the I/O thread waits for the server to close TCP after a
-/// completed closing handshake (RFC 6455 §7.1.1: the server closes first).
-const LINGER: Duration = Duration::from_secs(1);
-
-/// Why parsing stopped with something to act on.
-enum Stopped {
-    /// The peer's close frame (or the fault that makes it invalid).
-    PeerClose(std::result::Result<(u16, String), Fault>),
-    Fault(Fault),
-    /// The stream ended (EOF) without the peer's close frame being read.
-    Eof,
-    /// The stream failed.
-    Broken(Error),
-}
 
 /// Entry point of the socket's I/O thread.
 pub fn run(socket: Arc<Socket>, mut poll: Poll, url: WsUrl, opts: Options) {
@@ -155,19 +139,14 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         sock,
         rx: RxBuf::new(),
         eof: false,
-        close_deadline: None,
-        linger_deadline: None,
-        peer_close: None,
-        failed: false,
-        sent_close: false,
-        done: false,
+        life: Lifecycle::Open,
+        unread: false,
         last_rx: Instant::now(),
         ping_sent: None,
         ping_interval: opts.ping_interval,
         pong_timeout: opts.pong_timeout,
         close_timeout: opts.close_timeout,
         out: Vec::new(),
-        deferred: None,
         spares: Spares::default(),
     };
     conn.run(poll, events);
@@ -185,19 +164,14 @@ struct Conn<'a> {
     socket: &'a Arc<Socket>,
     sock: Arc<TcpStream>,
     rx: RxBuf,
+    /// The peer closed TCP (or we dropped the connection): nothing more to read.
     eof: bool,
-    /// Our close frame is out (or requested): give up at this time.
-    close_deadline: Option<Instant>,
-    /// CLOSE was emitted: wait this long for the server's TCP close.
-    linger_deadline: Option<Instant>,
-    /// The peer's close frame: (code, reason).
-    peer_close: Option<(u16, String)>,
-    /// An ERROR was emitted; no data events may follow.
-    failed: bool,
-    /// Our close frame is in the outbox (initiated or in reply).
-    sent_close: bool,
-    /// CLOSE has been emitted.
-    done: bool,
+    /// Where the connection stands (RFC 6455 §7). Changed only by
+    /// [`Conn::feed`], through [`lifecycle::transition`].
+    life: Lifecycle,
+    /// Input was left unread while Failing: read the socket without waiting
+    /// for it to turn readable.
+    unread: bool,
     last_rx: Instant,
     ping_sent: Option<Instant>,
     ping_interval: Option<Duration>,
@@ -205,9 +179,6 @@ struct Conn<'a> {
     close_timeout: Duration,
     /// Events produced under the lock, queued after it.
     out: Vec<Event>,
-    /// A protocol failure waiting until the host has taken the messages that
-    /// arrived before it (so it can still answer them), or until the deadline.
-    deferred: Option<(Error, CloseCode, Instant)>,
     /// Payload buffers to reuse for the next events (see [`Spares`]).
     spares: Spares,
 }
@@ -218,25 +189,20 @@ impl Conn<'_> {
         let mut readable = true;
         loop {
             if self.socket.abort.load(Ordering::Acquire) {
-                if !self.done {
-                    self.emit_close(1006, false, String::new());
-                }
+                self.feed(Input::Abort);
                 self.publish();
                 return;
             }
             self.socket.wake_pending.store(false, Ordering::Release);
-            if let Some((_, _, deadline)) = &self.deferred {
-                if self.socket.idle_seen.load(Ordering::Acquire) || Instant::now() >= *deadline {
-                    let (err, code, _) = self.deferred.take().expect("deferred");
-                    self.socket.idle_watch.store(false, Ordering::Release);
-                    self.fail_now(err, code);
-                    readable = true; // input was left unread meanwhile
-                }
+            // A failure waits for the host, which has taken its events.
+            if self.life.is_failing() && self.socket.idle_seen.load(Ordering::Acquire) {
+                self.feed(Input::HostIdle);
             }
+            readable |= std::mem::take(&mut self.unread);
             // Read outside the lock, until the socket is drained.
             loop {
                 let mut raw = None;
-                if readable && !self.eof && self.deferred.is_none() {
+                if readable && !self.eof && !self.life.is_failing() {
                     match read_raw(&self.sock, &mut self.rx) {
                         Ok(r) => {
                             if r.bytes > 0 {
@@ -250,7 +216,7 @@ impl Conn<'_> {
                             let err =
                                 Error::new(Code::WSB_ERR_IO, format!("connection error: {e}"));
                             self.step(None);
-                            self.fail_hard(err);
+                            self.feed(Input::Broken(err));
                             break;
                         }
                     }
@@ -263,7 +229,11 @@ impl Conn<'_> {
                 }
             }
             self.publish();
-            if self.done && (self.eof || self.linger_expired()) {
+            if self.eof && self.life.closed() {
+                // The server closed TCP after CLOSE: the linger is over.
+                self.feed(Input::Eof);
+            }
+            if self.life.is_done() {
                 return;
             }
             // Going to sleep. Buffers a burst made grow are given back once
@@ -279,7 +249,10 @@ impl Conn<'_> {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.fail_hard(Error::new(Code::WSB_ERR_IO, format!("poll failed: {e}")));
+                    self.feed(Input::Broken(Error::new(
+                        Code::WSB_ERR_IO,
+                        format!("poll failed: {e}"),
+                    )));
                     self.publish();
                     return;
                 }
@@ -313,55 +286,41 @@ impl Conn<'_> {
         self.socket.events.trim();
     }
 
-    fn linger_expired(&self) -> bool {
-        self.linger_deadline.is_some_and(|d| Instant::now() >= d)
-    }
-
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some((_, _, d)) = &self.deferred {
-            consider(*d);
-        }
-        if let Some(d) = self.linger_deadline {
-            consider(d);
-        } else if let Some(d) = self.close_deadline {
-            consider(d);
-        }
-        if !self.done {
+        let mut next = self.life.deadline();
+        if !self.life.closed() {
             if let Some(iv) = self.ping_interval {
-                match self.ping_sent {
-                    Some(t) => consider(t + self.pong_timeout),
-                    None => consider(self.last_rx + iv),
-                }
+                let t = match self.ping_sent {
+                    Some(t) => t + self.pong_timeout,
+                    None => self.last_rx + iv,
+                };
+                next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
         next.map(|t| t.saturating_duration_since(now))
     }
 
-    /// Keepalive and close timeouts.
+    /// The lifecycle's deadlines (close timeout, a failure's grace, linger)
+    /// and keepalive.
     fn timers(&mut self) {
-        if self.done {
-            return;
-        }
         let now = Instant::now();
-        if let Some(d) = self.close_deadline {
-            if now >= d {
-                self.emit_close(1006, false, String::new());
-                return;
-            }
+        if self.life.deadline().is_some_and(|d| now >= d) {
+            self.feed(Input::Tick);
+        }
+        if self.life.closed() {
+            return;
         }
         if let Some(iv) = self.ping_interval {
             if let Some(t) = self.ping_sent {
                 if self.last_rx > t {
                     self.ping_sent = None;
                 } else if now >= t + self.pong_timeout {
-                    self.fail_hard(Error::new(Code::WSB_ERR_IO, "keepalive timeout"));
+                    self.feed(Input::KeepaliveTimeout);
                     return;
                 }
             }
-            if self.ping_sent.is_none() && now >= self.last_rx + iv && !self.sent_close {
+            if self.ping_sent.is_none() && now >= self.last_rx + iv && self.life.sends_pings() {
                 // Into the outbox; flushed by the next step.
                 self.socket.outbox.lock().push_control(0x9, &[]);
                 self.ping_sent = Some(now);
@@ -383,45 +342,95 @@ impl Conn<'_> {
         }
     }
 
-    fn emit_close(&mut self, code: u16, clean: bool, reason: String) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        self.socket.set_state(State::Closed);
-        self.out.push(Event::close(code, clean, &reason));
-        if self.linger_deadline.is_none() {
-            self.linger_deadline =
-                Some(Instant::now() + if clean { LINGER } else { Duration::ZERO });
+    /// Tell the lifecycle what happened and carry out what it answers, in
+    /// order. What an action leads to (the outbox written out, the host
+    /// found idle) is told next, in this loop: nothing calls back into it.
+    /// Never under the `core` lock: an action may publish events.
+    fn feed(&mut self, input: Input) {
+        let mut first = Some(input);
+        let mut later = VecDeque::new();
+        while let Some(input) = first.take().or_else(|| later.pop_front()) {
+            let state = std::mem::replace(&mut self.life, Lifecycle::Done);
+            let (state, actions) =
+                lifecycle::transition(state, input, Instant::now(), self.close_timeout);
+            self.life = state;
+            for action in actions {
+                if let Some(next) = self.apply(action) {
+                    later.push_back(next);
+                }
+            }
         }
     }
 
-    /// Abnormal end without a closing handshake: ERROR (unless we were
-    /// already closing on purpose) then CLOSE 1006; drop the connection.
-    fn fail_hard(&mut self, err: Error) {
-        if self.done {
-            return;
+    /// Carry out one action of the lifecycle; `Some` is what it led to.
+    fn apply(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::ReportError(err) => self.out.push(Event::error(&err)),
+            Action::SendClose(frame) => {
+                self.socket.set_state(State::Closing);
+                // Into the outbox, behind the data already sent.
+                push_close(&self.socket.outbox, frame.as_ref());
+            }
+            Action::Flush => {
+                let mut core = self.socket.core.lock();
+                if self.flush(&mut core) {
+                    return Some(Input::Flushed);
+                }
+            }
+            Action::ReportClose {
+                code,
+                clean,
+                reason,
+            } => {
+                self.socket.set_state(State::Closed);
+                self.out.push(Event::close(code, clean, &reason));
+            }
+            Action::Disconnect => {
+                let _ = self.sock.shutdown(std::net::Shutdown::Both);
+                self.eof = true;
+            }
+            Action::WatchHost => return self.watch_host(),
+            Action::Resume => {
+                self.socket.idle_watch.store(false, Ordering::Release);
+                self.unread = true;
+            }
         }
-        let closing_on_purpose = self.sent_close && !self.failed;
-        if !self.failed && !closing_on_purpose {
-            self.failed = true;
-            self.out.push(Event::error(&err));
-        }
-        self.linger_deadline = Some(Instant::now());
-        self.emit_close(1006, false, String::new());
-        let _ = self.sock.shutdown(std::net::Shutdown::Both);
-        self.eof = true;
+        None
     }
 
-    /// One round under the lock: supply input, report a failed write from a
-    /// host thread, start a requested close, parse everything readable,
-    /// flush the outbox; then act on what stopped the parsing.
-    fn step(&mut self, input_eof: Option<bool>) {
-        let socket = self.socket.clone();
+    /// A fault waits for the host to take the messages that arrived before
+    /// it (see [`Lifecycle::Failing`]): publish them and watch for the host
+    /// coming back to an empty queue. `HostIdle` now if it has nothing left.
+    fn watch_host(&mut self) -> Option<Input> {
+        self.publish();
+        if !self.socket.events.is_empty() {
+            self.socket.idle_seen.store(false, Ordering::Release);
+            self.socket.idle_watch.store(true, Ordering::Release);
+            // The host may have emptied the queue just before the watch
+            // was armed: look again.
+            if !self.socket.events.is_empty() {
+                return None;
+            }
+            self.socket.idle_watch.store(false, Ordering::Release);
+        }
+        Some(Input::HostIdle)
+    }
+
+    /// One round under the lock: supply input, take what host threads left
+    /// (a failed write, a close request), parse everything readable, flush
+    /// the outbox; then tell the lifecycle what stopped the parsing. After
+    /// the peer's close or a fault, the rest of the input is parsed (or
+    /// discarded) as the new state says: another round, in this loop.
+    fn step(&mut self, mut input_eof: Option<bool>) {
+        while self.step_once(input_eof.take()) {}
+    }
+
+    /// One round of [`Conn::step`]; true if another must follow.
+    fn step_once(&mut self, input_eof: Option<bool>) -> bool {
+        let socket = self.socket;
         let mut guard = socket.core.lock();
-        let core = &mut *guard;
-        let Some(wire) = core.wire.as_mut() else {
-            return;
+        let Some(wire) = guard.wire.as_mut() else {
+            return false;
         };
         if let Some(eof) = input_eof {
             wire.transport.supply(&mut self.rx, eof);
@@ -434,14 +443,29 @@ impl Conn<'_> {
             }
             e
         };
-        // A write from a host thread failed. After the peer's close that is
-        // expected (it may close TCP at once): the close completes as usual.
-        if let Some(e) = write_error.filter(|_| self.peer_close.is_none()) {
+        let close_request = guard.close_request.take();
+        if write_error.is_some() || close_request.is_some() {
+            // Told outside the lock (as every input), then back to the lock.
             drop(guard);
-            self.fail_hard(stream_error(e));
-            return;
+            // A write from a host thread failed. After the peer's close that
+            // is expected (it may close TCP at once): the close completes as
+            // usual.
+            if let Some(e) = write_error {
+                self.feed(Input::WriteFailed(stream_error(e)));
+                if self.life.is_done() {
+                    return false;
+                }
+            }
+            // A requested close goes after everything sent before it (all of
+            // it is in the outbox already: senders frame into it directly).
+            if let Some(frame) = close_request {
+                self.feed(Input::CloseRequested(frame));
+            }
+            guard = socket.core.lock();
         }
-        if self.done {
+        let core = &mut *guard;
+        let wire = core.wire.as_mut().expect("open");
+        if self.life.closed() {
             // Only wait for the TCP close now; discard anything else.
             while let Ok(input) = wire.transport.input() {
                 if input.is_empty() {
@@ -451,27 +475,19 @@ impl Conn<'_> {
                 wire.transport.consume(n);
             }
             wire.transport.reclaim(&mut self.rx);
-            return;
+            return false;
         }
-        // 1. A requested close goes after everything sent before it (all of
-        //    it is in the outbox already: senders frame into it directly).
-        if !self.sent_close {
-            if let Some(frame) = core.close_request.take() {
-                self.sent_close = true;
-                self.close_deadline = Some(Instant::now() + self.close_timeout);
-                // Framed into the outbox; written by the flush below.
-                push_close(&self.socket.outbox, Some(&frame));
-            }
-        }
-        // 2. Parse everything supplied, until the input runs out or the
-        //    reader finds something to act on.
-        let wire = core.wire.as_mut().expect("open");
+        // Parse everything supplied, until the input runs out or the reader
+        // finds something to act on. Not while a failure waits for the host:
+        // the input waits too.
+        let delivers = self.life.delivers();
+        let answers_pings = self.life.sends_pings();
         let mut stopped = None;
-        while self.deferred.is_none() {
+        while self.life.reads() {
             let input = match wire.transport.input() {
                 Ok(input) => input,
                 Err(e) => {
-                    stopped = Some(Stopped::Broken(stream_error(e)));
+                    stopped = Some(Input::Broken(stream_error(e)));
                     break;
                 }
             };
@@ -482,7 +498,7 @@ impl Conn<'_> {
                 at += step.used;
                 match step.item {
                     Some(Item::Message { text, payload }) => {
-                        if !self.failed {
+                        if delivers {
                             self.out
                                 .push(Event::data_in(text, payload, &mut self.spares));
                         }
@@ -490,13 +506,13 @@ impl Conn<'_> {
                     Some(Item::Ping(payload)) => {
                         // Answered behind the data already queued; not once
                         // our close is out (nothing may follow it).
-                        if !self.sent_close {
+                        if answers_pings {
                             self.socket.outbox.lock().push_control(0xa, payload);
                         }
                     }
                     Some(Item::Pong(_)) => {}
-                    Some(Item::Close(close)) => stopped = Some(Stopped::PeerClose(close)),
-                    Some(Item::Fault(fault)) => stopped = Some(Stopped::Fault(fault)),
+                    Some(Item::Close(close)) => stopped = Some(Input::PeerClose(close)),
+                    Some(Item::Fault(fault)) => stopped = Some(Input::Fault(fault)),
                     None => break,
                 }
             }
@@ -509,19 +525,19 @@ impl Conn<'_> {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
-                    stopped = Some(Stopped::Broken(stream_error(e)));
+                    stopped = Some(Input::Broken(stream_error(e)));
                     break;
                 }
             }
             // All is parsed that can be until more arrives; at the end of
             // the stream nothing more will.
             if wire.transport.at_end() {
-                stopped = Some(Stopped::Eof);
+                stopped = Some(Input::Eof);
             }
             break;
         }
-        // 3. Flush the outbox: data frames from senders, and what the above
-        //    produced (pongs, our close).
+        // Flush the outbox: data frames from senders, and what the above
+        // produced (pongs, our close).
         let flushed = self.flush(core);
         core.wire
             .as_mut()
@@ -530,20 +546,16 @@ impl Conn<'_> {
             .reclaim(&mut self.rx);
         drop(guard);
         match stopped {
-            Some(Stopped::PeerClose(close)) => self.on_peer_close(close),
-            Some(Stopped::Fault(fault)) => self.fail_protocol(fault.error(), fault.close_code()),
-            Some(Stopped::Eof) => match self.peer_close.clone() {
-                Some((code, reason)) => {
-                    self.eof = true;
-                    self.emit_close(code, true, reason);
-                }
-                None => self.fail_hard(closed_without_handshake()),
-            },
-            Some(Stopped::Broken(err)) => self.fail_hard(err),
             None => {
-                if flushed {
-                    self.maybe_closed();
+                if flushed && self.life.waits_for_flush() {
+                    self.feed(Input::Flushed);
                 }
+                false
+            }
+            Some(input) => {
+                let again = matches!(input, Input::PeerClose(_) | Input::Fault(_));
+                self.feed(input);
+                again && !self.life.is_failing() && !self.life.is_done()
             }
         }
     }
@@ -561,114 +573,6 @@ impl Conn<'_> {
                 false
             }
         }
-    }
-
-    /// Both close frames are out and in: the closing handshake is complete.
-    fn maybe_closed(&mut self) {
-        if self.sent_close {
-            if let Some((code, reason)) = self.peer_close.clone() {
-                self.emit_close(code, true, reason);
-            }
-        }
-    }
-
-    /// Send our close frame (unless already sent), stop sending data, and
-    /// start the close timeout.
-    fn send_close(&mut self, frame: Option<CloseFrame>) {
-        self.socket.set_state(State::Closing);
-        self.close_deadline
-            .get_or_insert(Instant::now() + self.close_timeout);
-        let mut core = self.socket.core.lock();
-        core.close_request = None;
-        if !self.sent_close {
-            self.sent_close = true;
-            // Into the outbox, behind the data already sent.
-            push_close(&self.socket.outbox, frame.as_ref());
-        }
-        let flushed = self.flush(&mut core);
-        drop(core);
-        if flushed {
-            self.maybe_closed();
-        }
-    }
-
-    /// The peer's close frame arrived: answer it (echoing its code), or, if
-    /// it is invalid, fail with the fault's code as our answer.
-    fn on_peer_close(&mut self, close: std::result::Result<(u16, String), Fault>) {
-        match close {
-            Ok((code, reason)) => {
-                self.peer_close = Some((code, reason));
-                // Echo the peer's code (RFC 6455 §5.5.1), or answer an empty
-                // close with an empty one.
-                let reply = (code != 1005).then(|| CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: "".into(),
-                });
-                self.send_close(reply);
-            }
-            Err(fault) => {
-                if !self.failed && !self.sent_close {
-                    self.failed = true;
-                    self.out.push(Event::error(&fault.error()));
-                }
-                let code = fault.close_code();
-                self.peer_close = Some((u16::from(code), String::new()));
-                self.send_close(Some(CloseFrame {
-                    code,
-                    reason: "".into(),
-                }));
-            }
-        }
-        // Anything still readable is discarded by the reader; keep going.
-        self.step(None);
-    }
-
-    /// Fail the connection (RFC 6455 §7.1.7): ERROR, our close with `code`,
-    /// then wait for the peer's close until the close timeout. Data arriving
-    /// meanwhile is dropped.
-    ///
-    /// If messages that arrived before the fault are still waiting for the
-    /// host, the failure waits (reading nothing more, still sending) until
-    /// the host has taken them and asks again, or FAIL_GRACE passes: so a
-    /// host can still answer the last good message, as it could had the
-    /// fault arrived a moment later.
-    fn fail_protocol(&mut self, err: Error, code: CloseCode) {
-        if self.failed || self.sent_close {
-            // Already closing: the peer misbehaves further; give up now.
-            self.fail_hard(err);
-            return;
-        }
-        if self.deferred.is_none() {
-            self.publish();
-            if !self.socket.events.is_empty() {
-                self.socket.idle_seen.store(false, Ordering::Release);
-                self.socket.idle_watch.store(true, Ordering::Release);
-                // The host may have emptied the queue just before the watch
-                // was armed: look again.
-                if self.socket.events.is_empty() {
-                    self.socket.idle_watch.store(false, Ordering::Release);
-                } else {
-                    self.deferred = Some((err, code, Instant::now() + FAIL_GRACE));
-                    return;
-                }
-            }
-        }
-        self.fail_now(err, code);
-    }
-
-    fn fail_now(&mut self, err: Error, code: CloseCode) {
-        self.failed = true;
-        self.out.push(Event::error(&err));
-        let reason = match code {
-            CloseCode::Size => "message too big",
-            CloseCode::Invalid => "invalid UTF-8",
-            _ => "protocol error",
-        };
-        self.send_close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }));
-        self.step(None);
     }
 }
 

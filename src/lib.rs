@@ -28,7 +28,6 @@ pub mod error;
 pub mod event;
 pub mod ffi;
 pub mod handshake;
-#[cfg_attr(not(test), allow(dead_code))] // used by conn.rs in the next commit
 mod lifecycle;
 pub mod notify;
 pub mod options;

@@ -155,6 +155,12 @@ impl Lifecycle {
         matches!(self, Lifecycle::Lingering { .. } | Lifecycle::Done)
     }
 
+    /// A completed closing handshake waits for our close to be written:
+    /// [`Input::Flushed`] matters.
+    pub(crate) fn waits_for_flush(&self) -> bool {
+        matches!(self, Lifecycle::Closing { peer: Some(_), .. })
+    }
+
     pub(crate) fn is_done(&self) -> bool {
         matches!(self, Lifecycle::Done)
     }
@@ -700,54 +706,29 @@ mod tests {
     fn the_queries_follow_the_state() {
         let t = Instant::now();
         let s = Duration::from_secs(1);
-        // (state, reads, delivers, sends_pings, closed, deadline)
+        // (state, reads, delivers, sends_pings, waits_for_flush, closed, deadline)
+        #[rustfmt::skip]
         let rows = [
-            (Lifecycle::Open, true, true, true, false, None),
-            (
-                failing(protocol(), t + s, None),
-                false,
-                false,
-                true,
-                false,
-                Some(t + s),
-            ),
-            (
-                failing(protocol(), t + s, Some(t)),
-                false,
-                false,
-                false,
-                false,
-                Some(t),
-            ),
-            (closing(t, None, false), true, true, false, false, Some(t)),
-            (
-                closing(t, Some((1000, "")), true),
-                true,
-                false,
-                false,
-                false,
-                Some(t),
-            ),
-            (
-                Lifecycle::Lingering { until: t },
-                false,
-                false,
-                false,
-                true,
-                Some(t),
-            ),
-            (Lifecycle::Done, false, false, false, true, None),
+            (Lifecycle::Open, true, true, true, false, false, None),
+            (failing(protocol(), t + s, None), false, false, true, false, false, Some(t + s)),
+            (failing(protocol(), t + s, Some(t)), false, false, false, false, false, Some(t)),
+            (closing(t, None, false), true, true, false, false, false, Some(t)),
+            (closing(t, Some((1000, "")), false), true, true, false, true, false, Some(t)),
+            (closing(t, Some((1000, "")), true), true, false, false, true, false, Some(t)),
+            (Lifecycle::Lingering { until: t }, false, false, false, false, true, Some(t)),
+            (Lifecycle::Done, false, false, false, false, true, None),
         ];
-        for (state, reads, delivers, pings, closed, deadline) in rows {
+        for (state, reads, delivers, pings, flush, closed, deadline) in rows {
             assert_eq!(
                 (
                     state.reads(),
                     state.delivers(),
                     state.sends_pings(),
+                    state.waits_for_flush(),
                     state.closed(),
                     state.deadline()
                 ),
-                (reads, delivers, pings, closed, deadline),
+                (reads, delivers, pings, flush, closed, deadline),
                 "{state:?}"
             );
             assert_eq!(state.is_done(), matches!(state, Lifecycle::Done));
