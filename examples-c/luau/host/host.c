@@ -696,9 +696,12 @@ static void run_loop(host *h)
     }
 }
 
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s);
+/* Runs `script` with the `argc` strings of `argv` as `...`; `compression`
+   zero: sockets do not offer permessage-deflate (wsluau_host's
+   disable_compression). Returns the exit code (see the top of this file). */
+int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression);
 
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s)
+int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression)
 {
     host h;
     size_t src_len = 0, bc_len = 0, script_len;
@@ -740,11 +743,15 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 #ifdef WSLUAU_WEBSOCKET
     {
         wsluau_host hooks;
+        memset(&hooks, 0, sizeof hooks);
         hooks.resume = host_resume;
         hooks.wake = host_wake;
         hooks.ud = &h;
+        hooks.disable_compression = !compression;
         wsluau_open(h.L, &hooks);
     }
+#else
+    (void)compression;
 #endif
     luaL_sandbox(h.L);
 
