@@ -27,7 +27,6 @@ use crate::event::{Event, EventQueue, Freed, OpenOutcome, Polled, Spares};
 use crate::notify::Notify;
 use crate::options::Options;
 use crate::outbox::{self, Outbox};
-use crate::protocol::deflate::Deflater;
 use crate::protocol::{write, Fault, Item, Reader};
 use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
@@ -471,8 +470,8 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
             if plain {
                 ob.attach_socket(sock.clone());
             }
-            if let Some(d) = deflate.as_ref().and_then(Deflater::new) {
-                ob.compress_with(d);
+            if let Some(agreed) = deflate {
+                ob.compress_with(agreed);
             }
             while let Some((opcode, payload)) = core.queue.pop_front() {
                 ob.queued_payload -= payload.len();
