@@ -25,7 +25,6 @@ use crate::event::{Event, Spares};
 use crate::lifecycle::{self, Action, Input, Lifecycle};
 use crate::options::Options;
 use crate::outbox::Outbox;
-use crate::protocol::deflate::Deflater;
 use crate::protocol::{write, Item, Reader};
 use crate::socket::{Core, Socket, State, Wire};
 use crate::time::deadline_after;
@@ -115,8 +114,8 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
             if plain {
                 ob.attach_socket(sock.clone());
             }
-            if let Some(d) = deflate.as_ref().and_then(Deflater::new) {
-                ob.compress_with(d);
+            if let Some(agreed) = deflate {
+                ob.compress_with(agreed);
             }
             while let Some((opcode, payload)) = core.queue.pop_front() {
                 ob.queued_payload -= payload.len();

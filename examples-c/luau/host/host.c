@@ -575,9 +575,34 @@ static void on_interrupt(lua_State *L, int gc)
 /* ------------------------------------------------------------------------ */
 /* Loading and running the script.                                           */
 
+/* fopen and strerror, without what MSVC's /sdl turns into errors (C4996). */
+static FILE *open_for_reading(const char *path)
+{
+#ifdef _MSC_VER
+    FILE *f = NULL;
+    return fopen_s(&f, path, "rb") == 0 ? f : NULL;
+#else
+    return fopen(path, "rb");
+#endif
+}
+
+static const char *error_text(int err, char *buf, size_t size)
+{
+#ifdef _MSC_VER
+    if (strerror_s(buf, size, err) != 0)
+        snprintf(buf, size, "error %d", err);
+    return buf;
+#else
+    (void)buf;
+    (void)size;
+    return strerror(err);
+#endif
+}
+
+/* Reads the whole file; NULL with errno set on failure. */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = open_for_reading(path);
     char *buf = NULL;
     size_t cap = 0, n = 0;
     if (!f)
@@ -671,13 +696,17 @@ static void run_loop(host *h)
     }
 }
 
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s);
+/* Runs `script` with the `argc` strings of `argv` as `...`; `compression`
+   zero: sockets do not offer permessage-deflate (wsluau_host's
+   disable_compression). Returns the exit code (see the top of this file). */
+int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression);
 
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s)
+int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression)
 {
     host h;
-    size_t src_len = 0, bc_len = 0;
+    size_t src_len = 0, bc_len = 0, script_len;
     char *src, *bc, *chunk;
+    char errbuf[128];
     int code;
 
     memset(&h, 0, sizeof h);
@@ -687,7 +716,7 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 
     src = read_file(script, &src_len);
     if (!src) {
-        fprintf(stderr, "wsb-luau: cannot read %s: %s\n", script, strerror(errno));
+        fprintf(stderr, "wsb-luau: cannot read %s: %s\n", script, error_text(errno, errbuf, sizeof errbuf));
         waker_destroy(&h.wake);
         return 1;
     }
@@ -714,11 +743,15 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 #ifdef WSLUAU_WEBSOCKET
     {
         wsluau_host hooks;
+        memset(&hooks, 0, sizeof hooks);
         hooks.resume = host_resume;
         hooks.wake = host_wake;
         hooks.ud = &h;
+        hooks.disable_compression = !compression;
         wsluau_open(h.L, &hooks);
     }
+#else
+    (void)compression;
 #endif
     luaL_sandbox(h.L);
 
@@ -729,11 +762,12 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 
     bc = luau_compile(src, src_len, NULL, &bc_len);
     free(src);
-    chunk = (char *)malloc(strlen(script) + 2);
+    script_len = strlen(script);
+    chunk = (char *)malloc(script_len + 2);
     if (!chunk)
         abort();
     chunk[0] = '@';
-    strcpy(chunk + 1, script);
+    memcpy(chunk + 1, script, script_len + 1);
     if (luau_load(h.main, chunk, bc, bc_len, 0) != 0) {
         fprintf(stderr, "wsb-luau: %s\n", lua_tostring(h.main, -1));
         h.main_failed = 1;

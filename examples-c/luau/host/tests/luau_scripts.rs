@@ -21,6 +21,10 @@
 //! `WebSocket.connect` yields while other coroutines run); anything else is
 //! the echo server. With `Sec-WebSocket-Protocol`, the first offered
 //! subprotocol is accepted.
+//!
+//! That server (tungstenite) does not take up permessage-deflate. The
+//! compression test uses the root crate's test server (`tests/support`),
+//! whose deflate peer does.
 
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -37,6 +41,10 @@ use tungstenite::http::{HeaderMap, HeaderValue, StatusCode};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
+
+/// The root crate's loopback test server (its permessage-deflate peer).
+#[path = "../../../../tests/support/mod.rs"]
+mod support;
 
 /// Host timeout for one script: generous, since the suite shares 2 cores.
 const SCRIPT_TIMEOUT_S: &str = "30";
@@ -442,4 +450,23 @@ fn ws_host_shutdown_fires_onclose() {
 #[test]
 fn ws_messages_without_handlers_are_dropped() {
     expect_pass("ws_unhandled_dropped.luau");
+}
+
+#[test]
+fn ws_compression_on_by_default_and_host_can_switch_it_off() {
+    let server = support::TestServer::start();
+    // Accepts permessage-deflate only if offered; counts what arrived with RSV1.
+    let url = server.url("/upgrade?mode=deflate&ext=permessage-deflate&offered=1");
+    let out = run_with(
+        "ws_compression.luau",
+        &["--timeout", SCRIPT_TIMEOUT_S],
+        &[&url, "on"],
+    );
+    expect(&out, 0, &["compressed=6 plain=1", "PASS"], &[]);
+    let out = run_with(
+        "ws_compression.luau",
+        &["--timeout", SCRIPT_TIMEOUT_S, "--no-compression"],
+        &[&url, "off"],
+    );
+    expect(&out, 0, &["compressed=0 plain=7", "PASS"], &[]);
 }
