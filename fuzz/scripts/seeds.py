@@ -65,3 +65,31 @@ for name, data, limit, deflate in STREAMS:
     if not deflate:
         # oracle: the same format; its limit index 0 is 64 KiB too.
         write("oracle", name, bytes([limit, 0, 5]) + data)
+
+# handshake: [config][n][chunk sizes][response]; see fuzz_targets/handshake.rs.
+ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # for RFC 6455's example key
+
+
+def response(*extra):
+    lines = [b"HTTP/1.1 101 Switching Protocols", b"Upgrade: websocket",
+             b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + ACCEPT, *extra]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+HANDSHAKES = [
+    ("101", 0, 5, response() + b"\x81\x02hi"),
+    ("101_bytewise", 0, 0, response()),
+    ("101_deflate", 1, 5, response(b"Sec-WebSocket-Extensions: permessage-deflate; "
+                                    b"client_max_window_bits=10; server_no_context_takeover")),
+    ("101_deflate_params", 1 | 4, 5, response(b"Sec-WebSocket-Extensions: permessage-deflate; "
+                                              b"client_max_window_bits=9; server_max_window_bits=12; "
+                                              b"server_no_context_takeover; client_no_context_takeover")),
+    ("101_protocol", 8, 5, response(b"Sec-WebSocket-Protocol: chat")),
+    ("101_padded", 0, 255, response(), 29 << 3),
+    ("101_at_limit", 0, 255, response(), 30 << 3),
+    ("101_over_limit", 0, 255, response(), 31 << 3),
+    ("403", 0, 5, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno\n"),
+    ("garbage", 0, 1, b"garbage\r\n\r\n"),
+]
+for name, config, chunk, data, *n in HANDSHAKES:
+    write("handshake", name, bytes([config, n[0] if n else 0, chunk]) + data)
