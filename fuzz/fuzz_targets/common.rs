@@ -117,7 +117,8 @@ pub const INFLATER_ALLOWANCE: usize = 64 * 1024;
 /// check at every step:
 /// - `used` <= input; an item consumes at least one byte;
 /// - no stall: with no item, what is left unconsumed is a frame header that
-///   is not all in, or a control frame (at most 14 + 125 bytes) not all in;
+///   is not all in, or a control frame (at most 14 + 125 bytes) whose
+///   payload is not all in;
 /// - bounded work: reads <= bytes + chunks + 1;
 /// - delivered payloads are within the limit (control frames: 125 bytes),
 ///   text is UTF-8, an owned payload's buffer has at most limit + 1 bytes of
@@ -162,9 +163,17 @@ pub fn feed(limit: usize, deflate: Option<Agreed>, data: &[u8], chunks: &[u8]) -
             let Some(item) = step.item else {
                 let rest = &buf[used..];
                 if let Some(hl) = header_len(rest) {
-                    let control = rest[0] & 0x08 != 0;
+                    // A whole header: a control frame (at most 125 bytes,
+                    // or it would be a fault) whose payload is not all in.
+                    let incomplete_control = rest.len() >= hl && rest[0] & 0x08 != 0 && {
+                        let len = match hl - if rest[1] & 0x80 != 0 { 4 } else { 0 } {
+                            2 => u64::from(rest[1] & 0x7f),
+                            n => rest[2..n].iter().fold(0, |a, &x| (a << 8) | u64::from(x)),
+                        };
+                        len <= 125 && (rest.len() as u64) < hl as u64 + len
+                    };
                     assert!(
-                        rest.len() < hl || (control && rest.len() < hl + 125),
+                        rest.len() < hl || incomplete_control,
                         "stalled on {} bytes it could read: {:02x?}",
                         rest.len(),
                         &rest[..rest.len().min(16)]
