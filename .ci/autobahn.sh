@@ -11,12 +11,22 @@
 #                 (default: ${XDG_CACHE_HOME:-~/.cache}/wsbridge/autobahn)
 #   WSB_AB_OUT    where the driver log and the reports go (default: target/autobahn)
 #   WSB_AB_PORT   fuzzing server port on 127.0.0.1 (default: a free one)
+#   WSB_AB_CASES  the fuzzing server's "cases" list, as JSON (default ["*"]:
+#                 all 517); e.g. '["12.1.*", "13.*"]' while debugging
 #
 # wstest (Python 2.7 only) runs as a fuzzing server bound to 127.0.0.1, without
-# its web UI; the driver runs every case except 12.* and 13.* (permessage-deflate,
-# which the client does not offer). Gate: no case with behavior FAILED /
-# FAILED BY CLIENT, nor behaviorClose FAILED / UNCLEAN / WRONG CODE.
-# Ends with "N passed, N failed"; exits non-zero on any failure.
+# its web UI; the driver runs every case: 1.* to 11.* without compression,
+# 12.* and 13.* (permessage-deflate) with it, each 13.x offered as its server
+# side expects (the table in tests/autobahn/driver.c, offer_for); the driver
+# fails if compression was not negotiated where offered. Gate, over every
+# case: no behavior FAILED / FAILED BY CLIENT / UNIMPLEMENTED (a declined
+# offer), nor behaviorClose FAILED / UNCLEAN / WRONG CODE. Ends with
+# "N passed, N failed"; exits non-zero on any failure.
+#
+# Time: 1.* to 11.* take about 25 s; all 517 cases 797 s here (2 vCPUs):
+# 12.* and 13.* are 216 cases of 1000 messages each, up to 128 KiB, echoed
+# one at a time, and the Python server (zlib, SHA-1, framing) takes about
+# three quarters of the CPU, the driver the rest.
 set -euo pipefail
 if [ -n "${WSB_LIB_DIR:-}" ] && [ -d "$WSB_LIB_DIR" ]; then WSB_LIB_DIR=$(cd "$WSB_LIB_DIR" && pwd); fi
 cd "$(dirname "$0")/.."
@@ -112,14 +122,15 @@ cc -std=c99 -Wall -Wextra -Werror -O2 -Iinclude tests/autobahn/driver.c \
 
 # ---------------------------------------------------------------- fuzzing server
 PORT=${WSB_AB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+CASES=${WSB_AB_CASES:-'["*"]'}
 rm -rf "$OUT/reports" "$OUT/driver.log" "$OUT/wstest.log" "$OUT/fuzzingserver.json"
 mkdir -p "$OUT"
 cat >"$OUT/fuzzingserver.json" <<EOF
 {
   "url": "ws://127.0.0.1:$PORT",
   "outdir": "$OUT/reports/clients",
-  "cases": ["*"],
-  "exclude-cases": ["12.*", "13.*"],
+  "cases": $CASES,
+  "exclude-cases": [],
   "exclude-agent-cases": {}
 }
 EOF
@@ -143,7 +154,7 @@ fi
 log "running the cases (driver log: $OUT/driver.log)"
 t0=$(date +%s.%N)
 set +e
-timeout -k 10 600 "$TMP/driver" "ws://127.0.0.1:$PORT" wsbridge >"$OUT/driver.log" 2>&1
+timeout -k 10 1800 "$TMP/driver" "ws://127.0.0.1:$PORT" wsbridge >"$OUT/driver.log" 2>&1
 drc=$?
 set -e
 t1=$(date +%s.%N)
@@ -151,7 +162,7 @@ elapsed=$(python3 -c "print('%.1f' % ($t1 - $t0))")
 tail -n 3 "$OUT/driver.log"
 if [ "$drc" -ne 0 ]; then
     echo "driver exited with status $drc$([ "$drc" -eq 124 ] && echo ' (timeout)'); cases with problems:"
-    grep -E 'NO CLOSE|open:|connect:|echo:' "$OUT/driver.log" | head -n 40 || true
+    grep -E 'NO CLOSE|open:|connect:|echo:|getCaseInfo|COMPRESSION' "$OUT/driver.log" | head -n 40 || true
 fi
 
 # ---------------------------------------------------------------- gate on the report
@@ -190,7 +201,8 @@ def plain(text, n=300):
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 3] + "..."
 
-BAD_BEHAVIOR = {"FAILED", "FAILED BY CLIENT"}
+# UNIMPLEMENTED: a 12.* / 13.* case whose server declined our offer.
+BAD_BEHAVIOR = {"FAILED", "FAILED BY CLIENT", "UNIMPLEMENTED"}
 BAD_CLOSE = {"FAILED", "UNCLEAN", "WRONG CODE"}
 behaviors = collections.Counter()
 closes = collections.Counter()
