@@ -457,8 +457,10 @@ enum wsb_result wsb_options_set_compression_params(struct wsb_options *opts,
  * answers anything but a valid 101: another status ("HTTP 403 from
  * server"), a head whose Upgrade, Connection (a list that must contain the
  * `upgrade` token) or Sec-WebSocket-Accept is wrong, a subprotocol that was
- * not requested (or none when some were), or a Sec-WebSocket-Extensions
- * extension the client did not offer (it offers none: any fails). The
+ * not requested (or none when some were), a Sec-WebSocket-Extensions
+ * extension the client did not offer (it offers permessage-deflate only,
+ * and only with wsb_options_set_compression), or a permessage-deflate
+ * answer RFC 7692 does not allow. The
  * server's response head (status line, headers, blank line) may be at most
  * 64 KiB (65536 bytes); a longer one fails with a detail that says so.
  */

@@ -289,7 +289,12 @@ impl Inflater {
                 .d
                 .decompress_vec(input, out, FlushDecompress::Sync)
                 .map_err(|e| {
-                    InflateError::Corrupt(format!("invalid compressed data in a message: {e}"))
+                    // Output past the limit came before the bad data.
+                    if out.len() as u64 > limit {
+                        InflateError::OverLimit
+                    } else {
+                        InflateError::Corrupt(format!("invalid compressed data in a message: {e}"))
+                    }
                 })?;
             input = &input[(self.d.total_in() - in0) as usize..];
             if out.len() as u64 > limit {

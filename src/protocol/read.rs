@@ -482,20 +482,23 @@ fn inflated(
     r: Result<(), InflateError>,
     limit: u64,
 ) -> Result<(), Fault> {
-    match r {
-        Ok(()) => {}
-        Err(InflateError::OverLimit) => return Err(Fault::InflatesPastLimit { limit }),
-        Err(InflateError::OutOfMemory) => {
-            return Err(Fault::OutOfMemory {
-                size: p.buf.len() as u64,
-            })
-        }
-        Err(InflateError::Corrupt(d)) => return Err(Fault::BadCompressedData(d)),
-    }
-    if p.text && !p.utf8.feed(&p.buf[before..]) {
+    // The first problem in stream order wins, however the payload was cut:
+    // text inflated before a failure is checked first (up to the limit).
+    let end = p
+        .buf
+        .len()
+        .min(usize::try_from(limit).unwrap_or(usize::MAX));
+    if p.text && before < end && !p.utf8.feed(&p.buf[before..end]) {
         return Err(invalid_text());
     }
-    Ok(())
+    match r {
+        Ok(()) => Ok(()),
+        Err(InflateError::OverLimit) => Err(Fault::InflatesPastLimit { limit }),
+        Err(InflateError::OutOfMemory) => Err(Fault::OutOfMemory {
+            size: p.buf.len() as u64,
+        }),
+        Err(InflateError::Corrupt(d)) => Err(Fault::BadCompressedData(d)),
+    }
 }
 
 fn fault_at(used: usize, fault: Fault) -> Step<'static> {
@@ -930,6 +933,44 @@ mod tests {
                 Got::Close(1000, String::new()),
             ]
         );
+    }
+
+    /// A compressed message with several problems fails with the first in
+    /// stream order, however its payload is cut (found by fuzz/frames).
+    #[test]
+    fn a_compressed_message_fails_with_its_first_problem_in_any_split() {
+        use crate::protocol::deflate::{negotiate, Deflater, Offer, NAME};
+        let agreed = negotiate(&Offer::default(), NAME).unwrap();
+        let mut text = vec![0xff];
+        text.extend_from_slice(&[0; 100_000]);
+        let mut wire = Vec::new();
+        Deflater::new(&agreed).unwrap().compress(&text, &mut wire);
+        let mut frame = vec![0xc1, 126];
+        frame.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&wire);
+        for chunk in [1, 7, frame.len()] {
+            let got = run(&mut Reader::new(4096, Some(agreed)), &frame, chunk);
+            assert!(
+                matches!(&got[..], [Got::Fault(Fault::InvalidUtf8(_))]),
+                "pieces of {chunk}: {got:?}"
+            );
+        }
+        // Past the limit before the data goes bad: 1009 in any split.
+        let mut wire = Vec::new();
+        Deflater::new(&agreed)
+            .unwrap()
+            .compress(&[b'a'; 100_000], &mut wire);
+        wire.extend_from_slice(&[0xff; 8]);
+        let mut frame = vec![0xc1, 126];
+        frame.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&wire);
+        for chunk in [1, 7, frame.len()] {
+            let got = run(&mut Reader::new(4096, Some(agreed)), &frame, chunk);
+            assert!(
+                matches!(&got[..], [Got::Fault(Fault::InflatesPastLimit { .. })]),
+                "pieces of {chunk}: {got:?}"
+            );
+        }
     }
 
     #[test]
