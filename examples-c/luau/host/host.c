@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
 #include "lua.h"
 #include "luacode.h"
 #include "lualib.h"
@@ -575,9 +576,33 @@ static void on_interrupt(lua_State *L, int gc)
 /* ------------------------------------------------------------------------ */
 /* Loading and running the script.                                           */
 
+/* fopen and strerror, without what MSVC's /sdl rejects (C4996). */
+static FILE *open_read(const char *path)
+{
+#ifdef _WIN32
+    FILE *f = NULL;
+    return fopen_s(&f, path, "rb") == 0 ? f : NULL;
+#else
+    return fopen(path, "rb");
+#endif
+}
+
+static const char *error_text(int err, char *buf, size_t size)
+{
+#ifdef _WIN32
+    if (strerror_s(buf, size, err) != 0)
+        snprintf(buf, size, "error %d", err);
+    return buf;
+#else
+    (void)buf;
+    (void)size;
+    return strerror(err);
+#endif
+}
+
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = open_read(path);
     char *buf = NULL;
     size_t cap = 0, n = 0;
     if (!f)
@@ -671,13 +696,12 @@ static void run_loop(host *h)
     }
 }
 
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s);
-
 int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s)
 {
     host h;
-    size_t src_len = 0, bc_len = 0;
+    size_t src_len = 0, bc_len = 0, script_len = strlen(script);
     char *src, *bc, *chunk;
+    char errbuf[128];
     int code;
 
     memset(&h, 0, sizeof h);
@@ -687,7 +711,7 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 
     src = read_file(script, &src_len);
     if (!src) {
-        fprintf(stderr, "wsb-luau: cannot read %s: %s\n", script, strerror(errno));
+        fprintf(stderr, "wsb-luau: cannot read %s: %s\n", script, error_text(errno, errbuf, sizeof errbuf));
         waker_destroy(&h.wake);
         return 1;
     }
@@ -729,11 +753,11 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 
     bc = luau_compile(src, src_len, NULL, &bc_len);
     free(src);
-    chunk = (char *)malloc(strlen(script) + 2);
+    chunk = (char *)malloc(script_len + 2);
     if (!chunk)
         abort();
     chunk[0] = '@';
-    strcpy(chunk + 1, script);
+    memcpy(chunk + 1, script, script_len + 1);
     if (luau_load(h.main, chunk, bc, bc_len, 0) != 0) {
         fprintf(stderr, "wsb-luau: %s\n", lua_tostring(h.main, -1));
         h.main_failed = 1;
