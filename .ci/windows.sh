@@ -43,7 +43,7 @@ CA_INSTALLED=
 cleanup() {
     if [ -n "$CA_INSTALLED" ]; then
         rm -f "$CA_INSTALLED"
-        update-ca-certificates --fresh >/dev/null 2>&1 || true
+        update-ca-certificates >/dev/null 2>&1 || true
     fi
     for pid in $SERVER_PID $LUAU_SERVER_PID; do
         kill "$pid" 2>/dev/null || true
