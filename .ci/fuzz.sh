@@ -14,7 +14,7 @@ command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz >/dev/null
     echo "fuzz: cargo-fuzz could not be installed"; echo "0 passed, 1 failed"; exit 1; }
 cargo +nightly fuzz build -O >/dev/null 2>&1 || { echo "fuzz: build failed"; echo "0 passed, 1 failed"; exit 1; }
 passed=0; failed=0
-for t in frames handshake parsers; do
+for t in frames oracle handshake parsers; do
     work=$(mktemp -d)
     if timeout $((SECS + 60)) cargo +nightly fuzz run -O "$t" "$work" "corpus/$t" -- \
         -max_total_time="$SECS" -rss_limit_mb=1024 -timeout=10 >"$work.log" 2>&1; then

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Interop with third-party servers, through the C API (tests/interop/interop.c):
 # Python `websockets` 17.x and Node `ws` 8.x, each on ws:// and wss:// (a CA and
-# a leaf certificate made for the run), all on 127.0.0.1.
+# a leaf certificate made for the run), all on 127.0.0.1. Each runs once without
+# permessage-deflate (the offer is declined), and with it: websockets with its
+# default compression and with server_max_window_bits=10, ws with
+# perMessageDeflate: true and with no context takeover either way; against
+# those every check runs with compression offered and asserted negotiated, plus
+# the compression checks (text and binary, 0 bytes to 4 MiB, both ways).
 #
 #   bash .ci/interop.sh
 #
@@ -127,8 +132,8 @@ start_server() {
     PIDS+=("$pid")
     URLS_WS='' URLS_WSS=''
     for _ in $(seq 1 150); do
-        URLS_WS=$(grep -m1 -x 'ws://127\.0\.0\.1:[0-9]*' "$OUT/$name.out" || true)
-        URLS_WSS=$(grep -m1 -x 'wss://127\.0\.0\.1:[0-9]*' "$OUT/$name.out" || true)
+        URLS_WS=$(grep -s -m1 -x 'ws://127\.0\.0\.1:[0-9]*' "$OUT/$name.out" || true)
+        URLS_WSS=$(grep -s -m1 -x 'wss://127\.0\.0\.1:[0-9]*' "$OUT/$name.out" || true)
         [ -n "$URLS_WS" ] && [ -n "$URLS_WSS" ] && break
         kill -0 "$pid" 2>/dev/null || { alive=0; break; }
         sleep 0.2
@@ -144,20 +149,30 @@ start_server() {
 }
 
 log "starting the servers on 127.0.0.1"
-start_server websockets "$PY" -u tests/interop/server_websockets.py "$TMP/leaf.pem" "$TMP/leaf.key"
-PY_WS=$URLS_WS PY_WSS=$URLS_WSS
-start_server node-ws env NODE_PATH="$NODE_DIR/node_modules" \
-    node tests/interop/node/server.js "$TMP/leaf.pem" "$TMP/leaf.key"
-NODE_WS=$URLS_WS NODE_WSS=$URLS_WSS
+# SERVERS: the test program's arguments, `[--deflate] NAME WS_BASE WSS_BASE` per server.
+SERVERS=()
+for mode in plain deflate deflate-w10; do
+    name=websockets$([ "$mode" = plain ] || echo "-$mode")
+    start_server "$name" "$PY" -u tests/interop/server_websockets.py "$TMP/leaf.pem" "$TMP/leaf.key" "$mode"
+    [ "$mode" = plain ] || SERVERS+=(--deflate)
+    SERVERS+=("$name" "$URLS_WS" "$URLS_WSS")
+done
+for mode in plain deflate deflate-nct; do
+    name=node-ws$([ "$mode" = plain ] || echo "-$mode")
+    start_server "$name" env NODE_PATH="$NODE_DIR/node_modules" \
+        node tests/interop/node/server.js "$TMP/leaf.pem" "$TMP/leaf.key" "$mode"
+    [ "$mode" = plain ] || SERVERS+=(--deflate)
+    SERVERS+=("$name" "$URLS_WS" "$URLS_WSS")
+done
 
 # ---------------------------------------------------------------- checks
 log "running tests/interop/interop.c"
 set +e
-timeout -k 10 600 "$TMP/interop" "$TMP/ca.pem" websockets "$PY_WS" "$PY_WSS" node-ws "$NODE_WS" "$NODE_WSS"
+timeout -k 10 600 "$TMP/interop" "$TMP/ca.pem" "${SERVERS[@]}"
 rc=$?
 set -e
 if [ "$rc" -ne 0 ]; then
-    for f in websockets node-ws; do
+    for f in websockets websockets-deflate websockets-deflate-w10 node-ws node-ws-deflate node-ws-deflate-nct; do
         if [ -s "$OUT/$f.log" ]; then
             echo "--- $f server log (tail)" >&2
             tail -n 20 "$OUT/$f.log" >&2

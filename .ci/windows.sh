@@ -292,11 +292,19 @@ read -r -t 60 WSS_URL <&"${SRV[0]}"
 echo "$WS_URL $WSS_URL"
 # The Luau scripts' server (examples-c/luau/host/tests/support/server.rs):
 # its ws:// URL, a self-signed wss:// URL, and a port where nothing listens.
-coproc LSRV { exec target/debug/examples/luau_server 2>"$LOGS/luau_server.log"; }
-LUAU_SERVER_PID=$LSRV_PID
-read -r -t 60 LUAU_WS <&"${LSRV[0]}"
-read -r -t 60 LUAU_WSS <&"${LSRV[0]}"
-read -r -t 60 LUAU_REFUSED <&"${LSRV[0]}"
+# It serves until its stdin closes: a FIFO whose writing end this script holds
+# (bash runs one coproc at a time), so it also ends if this script dies.
+rm -f "$LOGS/luau_server.stdin" "$LOGS/luau_server.urls"
+mkfifo "$LOGS/luau_server.stdin"
+target/debug/examples/luau_server <"$LOGS/luau_server.stdin" >"$LOGS/luau_server.urls" \
+    2>"$LOGS/luau_server.log" &
+LUAU_SERVER_PID=$!
+exec {LUAU_SERVER_STDIN}>"$LOGS/luau_server.stdin"
+for _ in $(seq 600); do # at most 60 s
+    [ "$(wc -l <"$LOGS/luau_server.urls")" -ge 3 ] && break
+    sleep 0.1
+done
+{ read -r LUAU_WS; read -r LUAU_WSS; read -r LUAU_REFUSED; } <"$LOGS/luau_server.urls"
 echo "Luau: $LUAU_WS $LUAU_WSS (refused: $LUAU_REFUSED)"
 
 # Item 4 of issue 14: the test CA in the Linux trust store, which Wine's
@@ -353,13 +361,14 @@ grep -E '^[0-9]+ rounds:' "$LOGS/reload.log" || true
 run native_roots "native_roots.exe: wss:// trusted through the Windows Root store (test CA installed), WSB_ERR_TLS without" \
     120 ./native_roots.exe "$WSS_URL/echo"
 
-# luau KEY EXE CODE STDOUT_HAS STDERR_HAS SCRIPT ARGS...: one wsb-luau run
+# luau KEY EXE CODE STDOUT_HAS STDERR_HAS [--HOST-OPTION...] SCRIPT ARGS...: one wsb-luau run
 # (host timeout 30 s), one check: the exit code and the '|'-separated strings
 # each stream must contain, as examples-c/luau/host/tests/luau_scripts.rs.
 luau() {
-    local key=$1 exe=$2 code=$3 out_has=$4 err_has=$5 script=$6 rc=0 ok=1 s; shift 6
+    local key=$1 exe=$2 code=$3 out_has=$4 err_has=$5 script=$6 rc=0 ok=1 s flags=(); shift 6
+    while [[ $script == --* ]]; do flags+=("$script"); script=$1; shift; done # host options
     local out=$LOGS/luau-$key.out err=$LOGS/luau-$key.err
-    (cd "$BIN" && timeout -k 10 90 "$WINE" "./$exe" --timeout 30 "$script" "$@") >"$out" 2>"$err" || rc=$?
+    (cd "$BIN" && timeout -k 10 90 "$WINE" "./$exe" --timeout 30 "${flags[@]}" "$script" "$@") >"$out" 2>"$err" || rc=$?
     sed -i 's/\r$//' "$out" "$err"
     [ "$rc" -eq "$code" ] || ok=0
     local IFS='|'
@@ -367,10 +376,10 @@ luau() {
     for s in $err_has; do grep -qF -- "$s" "$err" || { ok=0; echo "    stderr lacks: $s"; }; done
     unset IFS
     if [ "$ok" = 1 ]; then
-        pass "$exe ${script##*/}"
+        pass "$exe ${flags[*]:+${flags[*]} }${script##*/}"
     else
         { echo "--- stdout"; cat "$out"; echo "--- stderr"; cat "$err"; } | sed 's/^/    | /' | tail -40
-        fail "$exe ${script##*/} (exit $rc, want $code)"
+        fail "$exe ${flags[*]:+${flags[*]} }${script##*/} (exit $rc, want $code)"
     fi
 }
 for exe in wsb-luau.exe wsb-luau-longjmp.exe; do
@@ -383,6 +392,11 @@ for exe in wsb-luau.exe wsb-luau-longjmp.exe; do
         name=$(basename "$script" .luau)
         case $name in
             ws_tls) luau "$exe-$name" "$exe" 0 PASS '' "$script" "$LUAU_WSS" ;;
+            ws_compression) # the root test server's deflate peer (counts RSV1 messages)
+                luau "$exe-$name" "$exe" 0 'compressed=6 plain=1|PASS' '' "$script" \
+                    "$WS_URL/upgrade?mode=deflate&ext=permessage-deflate&offered=1" on
+                luau "$exe-$name-off" "$exe" 0 'compressed=0 plain=7|PASS' '' --no-compression \
+                    "$script" "$WS_URL/upgrade?mode=deflate&ext=permessage-deflate&offered=1" off ;;
             ws_handler_error) luau "$exe-$name" "$exe" 2 PASS 'error in a spawned coroutine|handler failure' \
                 "$script" "$LUAU_WS" "$LUAU_REFUSED" ;;
             ws_shutdown) luau "$exe-$name" "$exe" 1 'OnClose during shutdown 1001' 'stop here' \

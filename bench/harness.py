@@ -13,6 +13,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import resource
 import shlex
 import statistics
@@ -30,6 +31,10 @@ SUPPORTS = {
     "floor": {"pingpong", "bulk"},
 }
 ALL = {"pingpong", "pipelined", "bulk", "scale", "handshake"}
+# The clients that can compress (permessage-deflate): the only ones run in the
+# compressed variants (tungstenite, tokio-tungstenite and this libwebsockets
+# client have no permessage-deflate).
+COMPRESSING = {"wsbridge", "node-ws", "python-websockets"}
 
 
 def client_cmd(name, args):
@@ -55,8 +60,39 @@ def big_scale_n():
     return max(0, min(10000, n))
 
 
-def variants(smoke, big):
-    """(id, scenario, per-client params, title)."""
+def json_corpus(path, count=256, size=1024):
+    """Writes `count` lines of JSON-like text, each exactly `size` bytes, the
+    same every run (seeded): the messages of the compressed variants."""
+    rnd = random.Random(7692)
+    words = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima "
+             "mike november oscar papa quebec romeo sierra tango uniform victor").split()
+    kinds = ["update", "snapshot", "delta", "heartbeat", "order", "trade"]
+    with open(path, "w") as f:
+        for i in range(count):
+            obj = {"seq": i, "type": rnd.choice(kinds), "ts": 1764000000000 + i * 37 + rnd.randrange(1000),
+                   "user": {"id": rnd.randrange(10 ** 6), "name": rnd.choice(words) + str(rnd.randrange(100)),
+                            "roles": rnd.sample(["admin", "editor", "viewer", "guest"], 2)},
+                   "items": []}
+            while len(json.dumps(obj, separators=(",", ":"))) < size - 160:
+                obj["items"].append({"id": rnd.randrange(10 ** 5), "sku": f"SKU-{rnd.randrange(10 ** 4):04d}",
+                                     "price": round(rnd.uniform(1, 500), 2), "qty": rnd.randrange(1, 20),
+                                     "tags": rnd.sample(words, 2), "ok": rnd.random() < 0.8})
+                if len(json.dumps(obj, separators=(",", ":"))) > size - 60:
+                    obj["items"].pop()
+                    break
+            head = json.dumps(obj, separators=(",", ":"))[:-1] + ',"note":"'
+            note = ""
+            while len(head) + len(note) + 2 < size:
+                note += rnd.choice(words) + " "
+            line = head + note[:size - len(head) - 2] + '"}'
+            assert len(line) == size, len(line)
+            json.loads(line)
+            f.write(line + "\n")
+
+
+def variants(smoke, big, corpus):
+    """(id, scenario, per-client params, title). Variants whose params have
+    `compress` run the compressing clients against the deflate server."""
     if smoke:
         pp = {"n": 200, "warmup": 50}
         pl = {"n": 5000}
@@ -64,6 +100,9 @@ def variants(smoke, big):
         bk = {"size": 1 << 20, "reps": 1}
         sc = [("scale-20", {"n": 20, "idle": 0.2})]
         hs = {"n": 5}
+        zpl, zpl_slow = {"n": 500}, {"n": 200}
+        zbk = {"size": 1 << 20, "reps": 1}
+        zsc = []
     else:
         pp = {"n": 20000, "warmup": 1000}
         pl = {"n": 1000000}
@@ -73,6 +112,11 @@ def variants(smoke, big):
         if big > 1000:
             sc.append((f"scale-{big}", {"n": big, "idle": 5}))
         hs = {"n": 200}
+        # ~20k msg/s for wsbridge, ~3-5k for Node and Python: ~5-10 s each.
+        zpl, zpl_slow = {"n": 100000}, {"n": 30000}
+        zbk = {"size": 16 << 20, "reps": 3}
+        zsc = [("scale-1000-deflate", {"n": 1000, "idle": 5}, "context takeover, window 15"),
+               ("scale-1000-deflate-nct", {"n": 1000, "idle": 5, "nct": 1}, "no context takeover")]
     out = [
         ("pingpong", "pingpong", {"*": pp}, "1. ping-pong RTT, 64 B text"),
         ("pipelined", "pipelined", {"*": pl, "python-websockets": pl_py},
@@ -85,7 +129,27 @@ def variants(smoke, big):
                 "5a. handshake ws:// connect-to-OPEN"))
     out.append(("handshake-wss", "handshake", {"*": hs, "url": "wss"},
                 "5b. handshake wss:// connect-to-OPEN"))
+    z = {"compress": 1, "corpus": corpus}
+    out.append(("pipelined-deflate", "pipelined",
+                {"*": {**zpl, **z}, "node-ws": {**zpl_slow, **z},
+                 "python-websockets": {**zpl_slow, **z}},
+                "6a. compressed pipelined echo, 1 KiB JSON-like text"))
+    out.append(("bulk-deflate", "bulk", {"*": {**zbk, **z, "text": 1}},
+                "6b. compressed echo of one JSON-like text message"))
+    for vid, p, what in zsc:
+        out.append((vid, "scale", {"*": {**p, **z, "warm": 1}},
+                    f"6c. scale, compressed: {p['n']} sockets, one 1 KiB message echoed on each; {what}"))
     return out
+
+
+def start_deflate_server(args):
+    p = subprocess.Popen([os.path.join(args.bin_dir, "deflate-server")],
+                         stdout=subprocess.PIPE, text=True)
+    ws = p.stdout.readline().strip()
+    if not ws.startswith("ws://"):
+        p.kill()
+        sys.exit("deflate-server did not start")
+    return p, ws
 
 
 def start_server(args):
@@ -196,6 +260,38 @@ def build_report(res, errors, vlist, clients, meta, smoke):
             targets.append(("1. ping-pong median ≤ 1.2× raw tungstenite", ok_(r, lambda m: m <= 1.2),
                             f"{mmm(r, 2)}× ({mmm(vals(res, vid, 'wsbridge', 'median_us'))} µs "
                             f"vs {mmm(vals(res, vid, 'tungstenite', 'median_us'))} µs)"))
+        elif scn == "pipelined" and params["*"].get("compress"):
+            for c in runs:
+                n = params.get(c, params["*"])["n"]
+                rows.append([c, str(n), mmm(vals(res, vid, c, "msgs_per_s")),
+                             mmm([v / 1024 for v in vals(res, vid, c, "msgs_per_s")]),
+                             mmm(paired(res, vid, c, "node-ws", "msgs_per_s"), 2),
+                             mmm(paired(res, vid, c, "python-websockets", "msgs_per_s"), 2)])
+            table(title + " (permessage-deflate, deflate-server)",
+                  ["client", "messages", "msg/s received", "MiB/s of text", "/ node-ws",
+                   "/ python-websockets"], rows)
+            r = paired(res, vid, "wsbridge", "node-ws", "msgs_per_s")
+            targets.append(("6. compressed pipelined ≥ 2× Node ws", ok_(r, lambda m: m >= 2),
+                            f"{mmm(r, 2)}× ({mmm(vals(res, vid, 'wsbridge', 'msgs_per_s'))} vs "
+                            f"{mmm(vals(res, vid, 'node-ws', 'msgs_per_s'))} msg/s)"))
+        elif scn == "bulk" and params["*"].get("compress"):
+            size = params["*"]["size"]
+            for c in runs:
+                rows.append([c, mmm(vals(res, vid, c, "median_ms")),
+                             mmm(vals(res, vid, c, "mib_per_s")),
+                             mmm(paired(res, vid, c, "node-ws", "mib_per_s"), 2),
+                             mmm(paired(res, vid, c, "python-websockets", "mib_per_s"), 2)])
+            table(f"{title}, {size >> 20} MiB (permessage-deflate, deflate-server)",
+                  ["client", "echo ms", "MiB/s (size / echo time)", "/ node-ws",
+                   "/ python-websockets"], rows)
+        elif scn == "scale" and params["*"].get("compress"):
+            for c in runs:
+                rows.append([c, mmm(vals(res, vid, c, "rss_per_socket_kib")),
+                             mmm(vals(res, vid, c, "idle_cpu_ms"), 2),
+                             mmm(vals(res, vid, c, "open_s"), 3)])
+            idle = params["*"]["idle"]
+            table(title, ["client", "RSS KiB / socket", f"CPU ms over {idle} s idle",
+                          "time to open all, s"], rows)
         elif scn == "pipelined":
             for c in runs:
                 n = params.get(c, params["*"])["n"]
@@ -297,11 +393,16 @@ def main():
             clients.remove(c)
             skipped.append(c)
     big = big_scale_n()
-    vlist = variants(args.smoke, big)
+    corpus = os.path.join(args.work, "json-1k.txt")
+    vlist = variants(args.smoke, big, corpus)
     if args.only:
         vlist = [v for v in vlist if v[0] in args.only.split(",")]
+    compressed = any(v[2]["*"].get("compress") for v in vlist)
+    if compressed:
+        json_corpus(corpus)
 
     srv, ws_url, wss_url, ca = start_server(args)
+    zsrv, z_url = start_deflate_server(args) if compressed else (None, None)
     res = {}     # (vid, client) -> {rep: json}
     errors = {}  # (vid, client) -> message
     timeout = 120 if args.smoke else 600
@@ -312,13 +413,15 @@ def main():
             # Handshakes are cheap and the most exposed to the VM's bimodal
             # wake-up latency: twice the repetitions.
             vreps = reps * 2 if scn == "handshake" else reps
+            z = params["*"].get("compress")
+            vclients = [c for c in clients if not z or c in COMPRESSING]
             for rep in range(vreps):
-                order = clients[rep % len(clients):] + clients[:rep % len(clients)]
+                order = vclients[rep % len(vclients):] + vclients[:rep % len(vclients)]
                 for c in order:
                     if scn not in SUPPORTS.get(c, ALL) or (vid, c) in errors:
                         continue
                     p = dict(params.get(c, params["*"]))
-                    url = wss_url if params.get("url") == "wss" else ws_url
+                    url = z_url if z else wss_url if params.get("url") == "wss" else ws_url
                     kv = [f"url={url}", f"ca={ca}"] + [f"{k}={v}" for k, v in p.items()]
                     cmd = client_cmd(c, args) + [scn] + kv
                     out, err, dt = run_one(cmd, timeout)
@@ -335,8 +438,10 @@ def main():
                     if scn == "scale":
                         time.sleep(1)  # let the server's threads for them end
     finally:
-        srv.kill()
-        srv.wait()
+        for p in (srv, zsrv):
+            if p:
+                p.kill()
+                p.wait()
 
     elapsed = time.monotonic() - t_start
     meta = {}

@@ -8,7 +8,8 @@
 #   options (passed to bench/harness.py):
 #     --reps N                   repetitions (default 5; smoke 1)
 #     --only ID,ID               variants: pingpong pipelined bulk scale-1000 scale-6000
-#                                handshake-ws handshake-wss
+#                                handshake-ws handshake-wss pipelined-deflate bulk-deflate
+#                                scale-1000-deflate scale-1000-deflate-nct
 #     --clients NAME,NAME        floor tungstenite wsbridge tokio-tungstenite node-ws
 #                                python-websockets libwebsockets
 #     --out FILE                 where the report goes
@@ -40,7 +41,7 @@ while (($#)); do
         --smoke) SMOKE=1; PASS+=(--smoke) ;;
         --out) OUT=$2; shift ;;
         --reps | --only | --clients) PASS+=("$1" "$2"); shift ;;
-        -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -63,7 +64,7 @@ fi
 
 # ---------------------------------------------------------------- the bench crate (own workspace)
 export CARGO_TARGET_DIR=${WSB_BENCH_TARGET:-$BENCH/target}
-log "cargo build --release (echo-server, rs-client) into $CARGO_TARGET_DIR"
+log "cargo build --release (echo-server, deflate-server, rs-client) into $CARGO_TARGET_DIR"
 cargo build -q --release --manifest-path "$BENCH/Cargo.toml"
 BIN=$CARGO_TARGET_DIR/release
 

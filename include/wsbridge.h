@@ -418,10 +418,13 @@ enum wsb_result wsb_options_set_proxy(struct wsb_options *opts, const char *url)
  * WSB_ERR_MESSAGE_TOO_LARGE, close 1009). An answer the server may not give
  * (an unknown or repeated parameter, a window size out of range, a
  * parameter not offered) fails the upgrade with WSB_ERR_HANDSHAKE. Each
- * connection then keeps a compressor (about 256 KiB at window 15, made at
- * the first compressed send) and a decompressor (about 40 KiB, made at the
- * first compressed message), freed when the connection ends. Never blocks;
- * any thread.
+ * connection then keeps a compressor (about 320 KiB at window 15, made at
+ * the first compressed send) and a decompressor (up to about 40 KiB, made
+ * at the first compressed message), freed when the connection ends; a
+ * connection that never sends or receives a compressed message costs
+ * nothing more. No context takeover (wsb_options_set_compression_params)
+ * saves no memory: the same state is reset, not freed. Never blocks; any
+ * thread.
  */
 enum wsb_result wsb_options_set_compression(struct wsb_options *opts, bool enable);
 

@@ -2,9 +2,11 @@
 //!
 //! `wsb_result` is the C-visible enum (ABI v1: values are fixed). The core
 //! returns [`Error`]: a code plus a one-line detail that names the cause; the
-//! FFI layer turns it into the code and `wsb_last_error()`.
+//! FFI layer turns it into the code and `wsb_last_error()`. The errors of an
+//! open connection's byte stream are mapped here too.
 
 use std::fmt;
+use std::io;
 
 /// Result of every fallible `wsb_` call. Values are part of ABI v1 and never change;
 /// new codes are only ever appended.
@@ -148,3 +150,22 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A failure of the byte stream on an open connection (TLS included).
+pub(crate) fn stream_error(e: io::Error) -> Error {
+    if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return Error::new(Code::WSB_ERR_TLS, t.to_string());
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => closed_without_handshake(),
+        _ => Error::new(Code::WSB_ERR_IO, format!("connection error: {e}")),
+    }
+}
+
+/// The stream ended before the peer's close frame.
+pub(crate) fn closed_without_handshake() -> Error {
+    Error::new(
+        Code::WSB_ERR_IO,
+        "connection closed by peer without a closing handshake",
+    )
+}

@@ -286,7 +286,7 @@ impl EventQueue {
         }
         on_empty();
         // The clock is read only when the thread has to sleep.
-        let deadline = crate::socket::deadline_after(timeout);
+        let deadline = crate::time::deadline_after(timeout);
         loop {
             if g.discard {
                 return Err(Freed);

@@ -2,7 +2,9 @@
 //!
 //! The safe core, one concept per module:
 //! - [`registry`]: the handle table (u64 handles, never reused) and the set of I/O threads;
-//! - [`socket`]: one socket's shared state, the send/close paths and its I/O thread;
+//! - [`socket`]: one socket's shared state and the host side: send, close, poll, wait;
+//! - [`conn`]: the socket's I/O thread: connect, the hand-off to open, the loop over the open connection;
+//! - `lifecycle`: an open connection's lifecycle (RFC 6455 §7): its states and the one transition function;
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
 //! - [`handshake`]: the upgrade's request bytes and the checks of the server's 101 response;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls);
@@ -12,18 +14,21 @@
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
 //! - [`options`], [`tls`], [`url`]: configuration;
-//! - [`error`]: result codes and details.
+//! - [`error`]: result codes and details, and the mapping of a stream's I/O errors;
+//! - [`time`]: deadlines (`deadline_after`).
 //!
 //! [`ffi`] is the only place with `unsafe`: the `extern "C"` functions, each
 //! behind one panic boundary, converting pointers and delegating to the core.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod conn;
 pub mod connect;
 pub mod error;
 pub mod event;
 pub mod ffi;
 pub mod handshake;
+mod lifecycle;
 pub mod notify;
 pub mod options;
 pub mod outbox;
@@ -32,6 +37,7 @@ pub mod registry;
 pub mod socket;
 #[doc(hidden)]
 pub mod testing;
+pub mod time;
 pub mod tls;
 pub mod transport;
 pub mod url;

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use crate::protocol::deflate::{self, Deflater};
+use crate::protocol::deflate::{self, Agreed, Deflater};
 use crate::protocol::write;
 
 /// Past this many unwritten bytes a sender in a burst flushes itself.
@@ -50,8 +50,10 @@ pub struct Outbox {
     /// Plain connections: the socket, so host threads can write directly.
     /// (TLS connections encrypt under the connection lock instead.)
     sock: Option<Arc<TcpStream>>,
-    /// permessage-deflate, if negotiated (and the agreed window allows it).
-    deflater: Option<Deflater>,
+    /// permessage-deflate, if negotiated: what was agreed, and the
+    /// compressor (about 330 KiB at window 15), made at the first message to
+    /// compress (never where a window of 8 was agreed).
+    deflate: Option<(Agreed, Option<Deflater>)>,
     /// A message's compressed payload, before it is framed.
     scratch: Vec<u8>,
 }
@@ -68,7 +70,7 @@ impl Outbox {
         self.clear();
         self.queued_payload = 0;
         self.sock = None;
-        self.deflater = None;
+        self.deflate = None;
         self.scratch = Vec::new();
     }
 
@@ -95,24 +97,34 @@ impl Outbox {
         &self.buf[self.pos..]
     }
 
-    /// permessage-deflate was negotiated: compress data messages from now on.
-    pub fn compress_with(&mut self, deflater: Deflater) {
-        self.deflater = Some(deflater);
+    /// permessage-deflate was negotiated: compress data messages from now
+    /// on. The compressor is made when the first one is sent: a socket that
+    /// only sends small messages never holds one.
+    pub fn compress_with(&mut self, agreed: Agreed) {
+        self.deflate = Some((agreed, None));
     }
 
     /// Append one message (or ping) sent by the host: its payload counts
     /// as buffered until written. With permessage-deflate, a text or binary
     /// message of at least [`deflate::MIN_COMPRESSED`] bytes is compressed.
     pub fn push_frame(&mut self, opcode: u8, payload: &[u8]) {
-        match self.deflater.as_mut() {
-            Some(d) if opcode <= 2 && payload.len() >= deflate::MIN_COMPRESSED => {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                scratch.clear();
-                d.compress(payload, &mut scratch);
-                self.push(opcode, &scratch, true);
-                self.scratch = scratch;
+        let deflater = match self.deflate.as_mut() {
+            Some((agreed, d)) if opcode <= 2 && payload.len() >= deflate::MIN_COMPRESSED => {
+                if d.is_none() {
+                    *d = Deflater::new(agreed);
+                }
+                d.as_mut()
             }
-            _ => self.push(opcode, payload, false),
+            _ => None,
+        };
+        if let Some(d) = deflater {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            d.compress(payload, &mut scratch);
+            self.push(opcode, &scratch, true);
+            self.scratch = scratch;
+        } else {
+            self.push(opcode, payload, false);
         }
         self.frames.push_back((self.buf.len(), payload.len()));
         self.unwritten_payload += payload.len();

@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::conn;
 use crate::error::{Code, Error, Result};
 use crate::options::Options;
-use crate::socket::{self, deadline_after, Socket};
+use crate::socket::Socket;
+use crate::time::deadline_after;
 use crate::url::WsUrl;
 
 /// Stack of each I/O thread: TLS handshakes and DNS fit well within it.
@@ -135,7 +137,7 @@ pub fn connect(url: &str, opts: &Options) -> Result<u64> {
         .stack_size(IO_THREAD_STACK)
         .spawn(move || {
             let _guard = LiveGuard;
-            socket::run(thread_socket, poll, url, opts);
+            conn::run(thread_socket, poll, url, opts);
         });
     let handle = match handle {
         Ok(h) => h,

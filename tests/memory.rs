@@ -592,3 +592,34 @@ fn a_decompression_bomb_stops_at_the_limit() {
         mib(bound)
     );
 }
+
+/// The compressor (about 320 KiB at window 15) is made at the first message
+/// to compress, not at OPEN: a connection that agreed permessage-deflate but
+/// only sends small messages never holds one. (The decompressor is made at
+/// the first compressed message received.)
+#[test]
+fn the_compressor_is_made_at_the_first_compressed_send() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let srv = support::TestServer::start();
+    let o = Opts::new().compression(true);
+    let ws = Ws::open(
+        &srv.url("/upgrade?mode=deflate&ext=permessage-deflate"),
+        Some(&o),
+    );
+    assert!(ws.compressed());
+    // Under 64 bytes: sent plain; the echo comes compressed (the decompressor).
+    assert_eq!(ws.send_text("small"), WSB_OK);
+    assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), "small");
+    let before = CURRENT.load(Ordering::Relaxed);
+    let big = "compress me ".repeat(100);
+    assert_eq!(ws.send_text(&big), WSB_OK);
+    assert_eq!(ws.expect(WSB_EVENT_TEXT).text(), big);
+    let grew = CURRENT.load(Ordering::Relaxed) as i64 - before as i64;
+    eprintln!("memory: first compressed send: allocation grew by {grew} bytes");
+    assert!(
+        grew > 200 * 1024,
+        "the first compressed send allocated only {grew} bytes: was the compressor made at OPEN?"
+    );
+    drop(ws);
+    wsb_shutdown(5000);
+}

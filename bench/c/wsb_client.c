@@ -8,12 +8,20 @@
  *   bulk      url= size=[16777216] reps=[3]
  *   scale     url= n=[1000] idle=[5]
  *   handshake url= n=[200] ca=FILE        (ca for wss:// URLs)
+ * compress=1: offer permessage-deflate (wsb_options_set_compression; exits
+ * if the server does not take it); nct=1 with it: no context takeover either
+ * way. corpus=FILE: the messages to send are FILE's lines (pipelined: line
+ * i % lines for message i, size= ignored; bulk: the lines, newline-joined and
+ * repeated to size=). text=1 (bulk): send it as text. warm=1 (scale): once
+ * all are open, each socket sends one corpus line and waits for its echo
+ * before RSS is read (so compression state is in place).
  * wait=spin (pingpong, pipelined, bulk; diagnostic only): wait for events by
  * spinning on wsb_poll instead of wsb_wait_event.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +41,13 @@ static void die(const char *what, wsb_result r) {
 static wsb_options *options(const char *url) {
     wsb_options *o = wsb_options_new();
     const char *ca = arg_s("ca", NULL);
+    if (arg_l("compress", 0)) {
+        wsb_result r = wsb_options_set_compression(o, true);
+        if (r != WSB_OK) die("set_compression", r);
+        if (arg_l("nct", 0) &&
+            (r = wsb_options_set_compression_params(o, 0, 0, true, true)) != WSB_OK)
+            die("set_compression_params", r);
+    }
     if (strncmp(url, "wss://", 6) == 0 && ca) {
         FILE *f = fopen(ca, "rb");
         if (!f) { perror(ca); exit(1); }
@@ -45,6 +60,17 @@ static wsb_options *options(const char *url) {
     return o;
 }
 
+/* compress=1: the server must have taken permessage-deflate. */
+static void check_compression(wsb_socket s) {
+    bool on = false;
+    wsb_result r = wsb_get_compression(s, &on);
+    if (r != WSB_OK) die("get_compression", r);
+    if (arg_l("compress", 0) && !on) {
+        fprintf(stderr, "wsb_client: compress=1 but the server did not take permessage-deflate\n");
+        exit(1);
+    }
+}
+
 static wsb_socket open_socket(const char *url) {
     wsb_options *o = options(url);
     wsb_socket s;
@@ -55,7 +81,41 @@ static wsb_socket open_socket(const char *url) {
     wsb_event ev;
     if ((r = wsb_wait_event(s, &ev, 10000)) != WSB_OK || ev.kind != WSB_EVENT_OPEN)
         die("OPEN event", r);
+    check_compression(s);
     return s;
+}
+
+/* corpus=FILE: its lines (without the newlines), loaded once. */
+static char **g_lines;
+static size_t *g_line_len;
+static long g_nlines;
+static char *g_corpus;
+static size_t g_corpus_len;
+
+static void load_corpus(void) {
+    const char *path = arg_s("corpus", NULL);
+    if (!path || g_corpus) return;
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); exit(1); }
+    size_t cap = 1 << 20;
+    g_corpus = malloc(cap);
+    size_t n;
+    while ((n = fread(g_corpus + g_corpus_len, 1, cap - g_corpus_len, f)) > 0) {
+        g_corpus_len += n;
+        if (g_corpus_len == cap) g_corpus = realloc(g_corpus, cap *= 2);
+    }
+    fclose(f);
+    for (size_t i = 0; i < g_corpus_len; i++) g_nlines += g_corpus[i] == '\n';
+    g_lines = malloc(sizeof(char *) * (g_nlines + 1));
+    g_line_len = malloc(sizeof(size_t) * (g_nlines + 1));
+    long k = 0;
+    for (size_t i = 0, start = 0; i < g_corpus_len; i++) {
+        if (g_corpus[i] != '\n') continue;
+        g_lines[k] = g_corpus + start;
+        g_line_len[k++] = i - start;
+        start = i + 1;
+    }
+    if (g_nlines == 0) { fprintf(stderr, "wsb_client: no lines in %s\n", path); exit(1); }
 }
 
 /* wait=spin (diagnostic): busy-poll with wsb_poll instead of parking in
@@ -114,7 +174,9 @@ static void *send_loop(void *arg) {
     memset(p, 'x', sd->size);
     for (long i = 0; i < sd->n; i++) {
         wsb_result r;
-        while ((r = wsb_send_text(sd->s, p, sd->size)) == WSB_ERR_QUEUE_FULL) {
+        const char *m = g_lines ? g_lines[i % g_nlines] : p;
+        size_t len = g_lines ? g_line_len[i % g_nlines] : (size_t)sd->size;
+        while ((r = wsb_send_text(sd->s, m, len)) == WSB_ERR_QUEUE_FULL) {
             sd->full++;
             sched_yield();
         }
@@ -126,12 +188,20 @@ static void *send_loop(void *arg) {
 
 static int pipelined(const char *url) {
     long n = arg_l("n", 1000000);
+    load_corpus();
     struct sender sd = {open_socket(url), n, arg_l("size", 64), 0};
     pthread_t th;
     double t0 = now_s();
     pthread_create(&th, NULL, send_loop, &sd);
     wsb_event ev;
-    for (long got = 0; got < n; got++) next_data(sd.s, &ev);
+    for (long got = 0; got < n; got++) {
+        next_data(sd.s, &ev);
+        if (g_lines && ev.len != g_line_len[got % g_nlines]) {
+            fprintf(stderr, "wsb_client: echo %ld has %zu bytes, not %zu\n", got, ev.len,
+                    g_line_len[got % g_nlines]);
+            exit(1);
+        }
+    }
     double secs = now_s() - t0;
     pthread_join(th, NULL);
     close_socket(sd.s);
@@ -142,18 +212,24 @@ static int pipelined(const char *url) {
 
 static int bulk(const char *url) {
     long size = arg_l("size", 16L << 20), reps = arg_l("reps", 3);
+    int text = arg_l("text", 0) != 0;
     char *p = malloc(size);
     memset(p, 7, size);
+    load_corpus();
+    for (long i = 0; g_corpus && i < size; i++) p[i] = g_corpus[i % g_corpus_len];
     double *t = malloc(sizeof(double) * (reps + 1));
     wsb_socket s = open_socket(url);
     wsb_event ev;
     for (long i = 0; i < reps + 1; i++) {
         double t0 = now_s();
-        wsb_result r = wsb_send_binary(s, p, size);
-        if (r != WSB_OK) die("send_binary", r);
+        wsb_result r = text ? wsb_send_text(s, p, size) : wsb_send_binary(s, p, size);
+        if (r != WSB_OK) die("send", r);
         next_data(s, &ev);
-        if ((long)ev.len != size) { fprintf(stderr, "bad echo length %zu\n", ev.len); return 1; }
         t[i] = now_s() - t0;
+        if ((long)ev.len != size || memcmp(ev.data, p, size) != 0) {
+            fprintf(stderr, "bad echo (%zu bytes)\n", ev.len);
+            return 1;
+        }
     }
     close_socket(s);
     qsort(t + 1, reps, sizeof *t, cmp_d); /* t[0]: warm-up */
@@ -180,6 +256,18 @@ static int scale(const char *url) {
     }
     double open_s = now_s() - t0;
     wsb_options_free(o);
+    if (arg_l("warm", 0)) {
+        /* One message each way on every socket: compression state in place. */
+        load_corpus();
+        for (long i = 0; i < n; i++) {
+            check_compression(s[i]);
+            const char *m = g_lines ? g_lines[i % g_nlines] : "warm";
+            wsb_result r = wsb_send_text(s[i], m, g_lines ? g_line_len[i % g_nlines] : 4);
+            if (r != WSB_OK) die("send_text", r);
+        }
+        wsb_event ev;
+        for (long i = 0; i < n; i++) next_data(s[i], &ev);
+    }
     long r1 = rss_kib();
     double c0 = cpu_us();
     usleep((useconds_t)(idle * 1e6));

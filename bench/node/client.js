@@ -2,6 +2,9 @@
 //   node client.js SCENARIO key=value...   (same scenarios and keys as rs-client)
 // Node is single-threaded: in "pipelined" the sender and the receiver share
 // the event loop (sending in batches while bufferedAmount is below 1 MiB).
+// compress=1: perMessageDeflate on (ws's defaults; nct=1: no context takeover
+// either way); exits if the server does not take it. corpus=FILE, text=1,
+// warm=1: as in bench/c/wsb_client.c.
 'use strict';
 const fs = require('fs');
 const WebSocket = require('ws');
@@ -16,8 +19,18 @@ const num = (k, d) => (a[k] !== undefined ? Number(a[k]) : d);
 const url = a.url;
 const now = () => Number(process.hrtime.bigint()) / 1e3; // µs
 
+let lines = null, corpus = null;
+function loadCorpus() {
+  if (!a.corpus || corpus) return;
+  corpus = fs.readFileSync(a.corpus);
+  lines = corpus.toString('latin1').split('\n');
+  lines.pop(); // after the last newline
+}
+const compress = a.compress === '1';
 function opts() {
-  const o = { perMessageDeflate: false, maxPayload: 0 };
+  let pmd = false;
+  if (compress) pmd = a.nct === '1' ? { clientNoContextTakeover: true, serverNoContextTakeover: true } : true;
+  const o = { perMessageDeflate: pmd, maxPayload: 0 };
   if (url.startsWith('wss://') && a.ca) o.ca = fs.readFileSync(a.ca);
   return o;
 }
@@ -25,7 +38,12 @@ function open() {
   return new Promise((res, rej) => {
     const ws = new WebSocket(url, opts());
     ws.binaryType = 'nodebuffer';
-    ws.once('open', () => res(ws));
+    ws.once('open', () => {
+      if (compress && !ws.extensions.includes('permessage-deflate')) {
+        rej(new Error('compress=1 but the server did not take permessage-deflate'));
+      }
+      res(ws);
+    });
     ws.once('error', rej);
   });
 }
@@ -71,13 +89,22 @@ async function pingpong() {
 
 async function pipelined() {
   const n = num('n', 1000000), p = 'x'.repeat(num('size', 64));
+  loadCorpus();
   const ws = await open();
   const t0 = now();
-  await new Promise((res) => {
+  await new Promise((res, rej) => {
     let got = 0, sent = 0;
-    ws.on('message', () => { if (++got === n) res(); });
+    ws.on('message', (m) => {
+      if (lines && m.length !== lines[got % lines.length].length) {
+        rej(new Error(`echo ${got} has ${m.length} bytes`));
+      }
+      if (++got === n) res();
+    });
     const pump = () => {
-      while (sent < n && ws.bufferedAmount < (1 << 20)) { ws.send(p); sent++; }
+      while (sent < n && ws.bufferedAmount < (1 << 20)) {
+        ws.send(lines ? lines[sent % lines.length] : p);
+        sent++;
+      }
       if (sent < n) setImmediate(pump);
     };
     pump();
@@ -89,14 +116,18 @@ async function pipelined() {
 
 async function bulk() {
   const size = num('size', 16 << 20), reps = num('reps', 3);
+  loadCorpus();
   const ws = await open();
   const data = Buffer.alloc(size, 7);
+  if (corpus) for (let i = 0; i < size; i += corpus.length) corpus.copy(data, i);
+  // Text goes as a string (what a JSON application sends); binary as a Buffer.
+  const payload = a.text === '1' ? data.toString('latin1') : data;
   const t = [];
   for (let i = 0; i < reps + 1; i++) {
     const t0 = now();
-    const m = await new Promise((res) => { ws.once('message', res); ws.send(data); });
-    if (m.length !== size) throw new Error('bad echo length ' + m.length);
+    const m = await new Promise((res) => { ws.once('message', res); ws.send(payload); });
     t.push((now() - t0) / 1e6);
+    if (m.length !== size || !data.equals(m)) throw new Error('bad echo, length ' + m.length);
   }
   await closeWs(ws);
   const r = t.slice(1).sort((x, y) => x - y);
@@ -112,6 +143,14 @@ async function scale() {
   for (let i = 0; i < n; i++) all.push(open());
   const socks = await Promise.all(all);
   const open_s = (now() - t0) / 1e6;
+  if (a.warm === '1') {
+    // One message each way on every socket: compression state in place.
+    loadCorpus();
+    await Promise.all(socks.map((s, i) => new Promise((res) => {
+      s.once('message', res);
+      s.send(lines ? lines[i % lines.length] : 'warm');
+    })));
+  }
   const r1 = rssKib();
   const c0 = cpuUs();
   await new Promise((res) => setTimeout(res, idle * 1000));

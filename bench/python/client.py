@@ -4,6 +4,10 @@
 
 In "pipelined" the sender and the receiver are two asyncio tasks on one
 thread (the GIL would serialise two threads anyway).
+
+compress=1: permessage-deflate on (websockets' default offer; nct=1: no
+context takeover either way); exits if the server does not take it.
+corpus=FILE, text=1, warm=1: as in bench/c/wsb_client.c.
 """
 import asyncio
 import json
@@ -13,6 +17,7 @@ import sys
 import time
 
 from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 scn = sys.argv[1] if len(sys.argv) > 1 else ""
 a = dict(kv.split("=", 1) for kv in sys.argv[2:] if "=" in kv)
@@ -33,8 +38,41 @@ def ssl_ctx():
     return None
 
 
+compress = a.get("compress") == "1"
+
+
+def extensions():
+    if compress and a.get("nct") == "1":
+        # As compression="deflate" offers, plus no context takeover.
+        return [ClientPerMessageDeflateFactory(
+            client_no_context_takeover=True, server_no_context_takeover=True,
+            client_max_window_bits=True, compress_settings={"memLevel": 5})]
+    return None
+
+
 def open_ws():
-    return connect(url, ssl=ssl_ctx(), compression=None, max_size=None, open_timeout=30)
+    return connect(url, ssl=ssl_ctx(), max_size=None, open_timeout=30,
+                   compression="deflate" if compress and not extensions() else None,
+                   extensions=extensions())
+
+
+async def open_checked():
+    ws = await open_ws()
+    if compress and not ws.protocol.extensions:
+        sys.exit("compress=1 but the server did not take permessage-deflate")
+    return ws
+
+
+lines = None
+corpus = None
+
+
+def load_corpus():
+    global lines, corpus
+    if "corpus" in a and corpus is None:
+        with open(a["corpus"], "rb") as f:
+            corpus = f.read()
+        lines = corpus.decode("ascii").split("\n")[:-1]
 
 
 def lat_json(v):
@@ -71,16 +109,19 @@ async def pingpong():
 
 async def pipelined():
     n, p = num("n", 1000000), "x" * num("size", 64)
-    async with open_ws() as ws:
+    load_corpus()
+    async with await open_checked() as ws:
         t0 = time.perf_counter()
 
         async def sender():
-            for _ in range(n):
-                await ws.send(p)
+            for i in range(n):
+                await ws.send(lines[i % len(lines)] if lines else p)
 
         async def receiver():
-            for _ in range(n):
-                await ws.recv()
+            for i in range(n):
+                m = await ws.recv()
+                if lines and len(m) != len(lines[i % len(lines)]):
+                    sys.exit(f"echo {i} has {len(m)} bytes")
 
         await asyncio.gather(sender(), receiver())
         secs = time.perf_counter() - t0
@@ -89,15 +130,18 @@ async def pipelined():
 
 async def bulk():
     size, reps = num("size", 16 << 20), num("reps", 3)
-    data = bytes([7]) * size
+    load_corpus()
+    data = (corpus * (size // len(corpus) + 1))[:size] if corpus else bytes([7]) * size
+    # Text goes as a str (what a JSON application sends); binary as bytes.
+    payload = data.decode("ascii") if a.get("text") == "1" else data
     t = []
-    async with open_ws() as ws:
+    async with await open_checked() as ws:
         for _ in range(reps + 1):
             t0 = time.perf_counter()
-            await ws.send(data)
+            await ws.send(payload)
             m = await ws.recv()
-            assert len(m) == size
             t.append(time.perf_counter() - t0)
+            assert m == payload, f"bad echo ({len(m)} bytes)"
     r = sorted(t[1:])
     med = r[round((len(r) - 1) / 2)]
     return {"size": size, "reps": reps, "median_ms": med * 1e3, "mib_per_s": size / 1048576 / med}
@@ -107,8 +151,16 @@ async def scale():
     n, idle = num("n", 1000), num("idle", 5.0)
     r0 = rss_kib()
     t0 = time.perf_counter()
-    socks = await asyncio.gather(*(open_ws() for _ in range(n)))
+    socks = await asyncio.gather(*(open_checked() for _ in range(n)))
     open_s = time.perf_counter() - t0
+    if a.get("warm") == "1":
+        # One message each way on every socket: compression state in place.
+        load_corpus()
+
+        async def warm(i, s):
+            await s.send(lines[i % len(lines)] if lines else "warm")
+            await s.recv()
+        await asyncio.gather(*(warm(i, s) for i, s in enumerate(socks)))
     r1 = rss_kib()
     c0 = cpu_us()
     await asyncio.sleep(idle)

@@ -13,7 +13,9 @@
  *
  * WebSocket.connect(url [, {headers = {...}, protocols = {...}, timeout = s}])
  * yields the calling coroutine until the socket is open and raises
- * "WebSocket.connect: <cause>" on failure. Signals (OnMessage, OnClose) have
+ * "WebSocket.connect: <cause>" on failure. Like a browser, it offers
+ * permessage-deflate compression (RFC 7692); the host can switch that off
+ * (wsluau_host.disable_compression). Signals (OnMessage, OnClose) have
  * Connect / Once / Wait; connections have Disconnect / Connected. Each handler
  * runs in its own new coroutine. A socket object nobody can reach is closed
  * and freed by the garbage collector, but one that is connecting, or open with
@@ -22,10 +24,12 @@
  * HOW A HOST USES IT (two entry points, plus shutdown; see websocket.h):
  *
  *   1. wsluau_open(L, &host) — install the global `WebSocket` into the main
- *      lua_State, before luaL_sandbox. `host` gives the binding two hooks into
- *      your scheduler: `resume` (run a coroutine task.spawn-style and handle
- *      its errors/yields) and `wake` (called on a network thread when events
- *      are waiting: wake your scheduler, e.g. signal a condition variable).
+ *      lua_State, before luaL_sandbox. `host` (zeroed, then filled in) gives
+ *      the binding two hooks into your scheduler: `resume` (run a coroutine
+ *      task.spawn-style and handle its errors/yields) and `wake` (called on
+ *      a network thread when events are waiting: wake your scheduler, e.g.
+ *      signal a condition variable); and settings: `disable_compression`
+ *      (non-zero: sockets do not offer permessage-deflate).
  *
  *   2. wsluau_pump(L) — call it on the scheduler thread on every scheduler
  *      step (or whenever `wake` fired). It never blocks: it drains every live
@@ -652,13 +656,19 @@ static double check_options(lua_State *L, int idx)
     return timeout;
 }
 
-/* Applies the (checked) options table at `idx`; raises nothing. Returns
-   WSB_OK or the failing call's result with its detail in `err`. */
-static wsb_result apply_options(lua_State *L, int idx, double timeout, wsb_options *opts, char *err, size_t size)
+/* Applies the host's settings and the (checked) options table at `idx`;
+   raises nothing. Returns WSB_OK or the failing call's result with its
+   detail in `err`. */
+static wsb_result apply_options(lua_State *L, const ws_state *st, int idx, double timeout, wsb_options *opts,
+                                char *err, size_t size)
 {
     wsb_result r;
     double ms = timeout * 1000.0;
     r = wsb_options_set_connect_timeout(opts, ms >= 4294967295.0 ? 4294967295u : ms < 1 ? 1 : (uint32_t)ms);
+    if (r != WSB_OK)
+        goto fail;
+    /* Offer permessage-deflate unless the host switched it off. */
+    r = wsb_options_set_compression(opts, !st->host.disable_compression);
     if (r != WSB_OK)
         goto fail;
     if (lua_isnoneornil(L, idx))
@@ -717,7 +727,7 @@ static int ws_connect(lua_State *L)
     opts = wsb_options_new();
     if (!opts)
         luaL_error(L, "WebSocket.connect: out of memory");
-    r = apply_options(L, 2, timeout, opts, err, sizeof err);
+    r = apply_options(L, st, 2, timeout, opts, err, sizeof err);
     if (r == WSB_OK) {
         r = wsb_connect(url, opts, &handle);
         if (r != WSB_OK)

@@ -14,7 +14,10 @@
 extern "C" {
 #endif
 
-/* What the binding needs from the host's scheduler. */
+/* What the binding needs from the host: hooks into its scheduler, and
+   settings. Zero the whole struct first (`wsluau_host host = {0};` or
+   memset), then set what you use: every field's zero is its default, so a
+   field added in a later version keeps its default in your host. */
 typedef struct wsluau_host {
     /* Resume the suspended coroutine `co` (or a new coroutine holding a
        function, task.spawn-style) with the `nargs` values on top of its stack.
@@ -29,10 +32,18 @@ typedef struct wsluau_host {
        returns. NULL: the host calls wsluau_pump on every step anyway. */
     void (*wake)(void *ud);
     void *ud;
+    /* 0 (the default): every socket offers permessage-deflate compression
+       (RFC 7692, `permessage-deflate; client_max_window_bits`), as browsers
+       do; messages of 64 bytes or more then go compressed whenever the
+       server accepts. A socket that has sent and received compressed
+       messages holds about 340 KiB of compressor and decompressor state
+       (371 KiB RSS per socket in all, measured; see the wsbridge README).
+       Non-zero: never offer it (no compression, no deflate state). */
+    int disable_compression;
 } wsluau_host;
 
 /* Installs the global `WebSocket` (call before luaL_sandbox). `host` is
-   copied; it may be NULL. */
+   copied; it may be NULL (no hooks, every setting at its default). */
 void wsluau_open(lua_State *L, const wsluau_host *host);
 
 /* Dispatches every waiting socket event on the scheduler thread: resumes

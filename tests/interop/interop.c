@@ -1,9 +1,10 @@
 /*
  * interop.c: wsbridge against third-party WebSocket servers, through the C API only.
  *
- *   interop CA.pem NAME WS_BASE WSS_BASE [NAME WS_BASE WSS_BASE ...]
+ *   interop CA.pem [--deflate] NAME WS_BASE WSS_BASE [[--deflate] NAME WS_BASE WSS_BASE ...]
  *
- * e.g. interop ca.pem websockets ws://127.0.0.1:5001 wss://127.0.0.1:5002
+ * e.g. interop ca.pem websockets ws://127.0.0.1:5001 wss://127.0.0.1:5002 \
+ *          --deflate websockets-deflate ws://127.0.0.1:5003 wss://127.0.0.1:5004
  *
  * Each server implements the paths of tests/interop/server_websockets.py
  * (/echo, /close, /refuse403, /subprotocol, /headers, /fragmented, /big,
@@ -12,6 +13,15 @@
  * wss://, and prints one line (PASS/FAIL, server, scheme, check, detail).
  * Ends with "N passed, N failed"; exit status 0 only if none failed.
  * Every wait is bounded.
+ *
+ * A server without --deflate declines permessage-deflate: the checks run
+ * without compression, plus one that offers it and sees it declined. A
+ * server after --deflate accepts it: every check runs with compression
+ * offered (wsb_options_set_compression) and first asserts that it was
+ * negotiated (wsb_get_compression), and the permessage-deflate checks
+ * (run_deflate) follow: text and binary messages of 0 bytes to 4 MiB echoed
+ * both ways, a pipelined run of JSON messages (context takeover across
+ * messages), 4 MiB from the server, an offer with parameters.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -26,6 +36,7 @@
 #define WAIT_MS 10000u     /* one event, small messages */
 #define BIG_WAIT_MS 60000u /* one event, 16 MiB messages */
 #define BIG_SIZE (16u * 1024u * 1024u)
+#define DEFLATE_MAX (4u * 1024u * 1024u) /* largest permessage-deflate message */
 
 static const char *g_server; /* current server name */
 static const char *g_scheme; /* "ws" / "wss" */
@@ -34,6 +45,7 @@ static char *g_ca;           /* CA PEM */
 static size_t g_ca_len;
 static int g_passed, g_failed;
 static unsigned g_ids;
+static int g_compress; /* offer permessage-deflate and require it (a --deflate server) */
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -52,10 +64,10 @@ static int fail(const char *fmt, ...) {
 static void report(const char *check, int ok) {
     if (ok) {
         g_passed++;
-        printf("PASS %-10s %-4s %s\n", g_server, g_scheme, check);
+        printf("PASS %-22s %-4s %s\n", g_server, g_scheme, check);
     } else {
         g_failed++;
-        printf("FAIL %-10s %-4s %s: %s\n", g_server, g_scheme, check, g_why);
+        printf("FAIL %-22s %-4s %s: %s\n", g_server, g_scheme, check, g_why);
     }
     fflush(stdout);
     g_why[0] = 0;
@@ -102,6 +114,11 @@ static wsb_options *make_options(const char *const *protocols, const char *const
         wsb_options_free(o);
         return NULL;
     }
+    if (g_compress && wsb_options_set_compression(o, true) != WSB_OK) {
+        fprintf(stderr, "compression: %s\n", wsb_last_error());
+        wsb_options_free(o);
+        return NULL;
+    }
     for (; protocols && *protocols; protocols++) {
         if (wsb_options_add_subprotocol(o, *protocols) != WSB_OK) {
             fprintf(stderr, "subprotocol %s: %s\n", *protocols, wsb_last_error());
@@ -119,13 +136,23 @@ static wsb_options *make_options(const char *const *protocols, const char *const
     return o;
 }
 
-/* Connects to g_base + path, waits for open and takes the OPEN event.
- * Returns the socket (0 on failure, g_why set). protocol_out (if not NULL,
- * 64 bytes) receives the OPEN event's data. */
-static wsb_socket open_path(const char *path, const char *const *protocols,
-                            const char *const *headers, char *protocol_out) {
+/* Whether permessage-deflate was negotiated on ws must be `want`. */
+static int expect_compression(wsb_socket ws, int want) {
+    bool on = !want;
+    wsb_result r = wsb_get_compression(ws, &on);
+    if (r != WSB_OK) return fail("wsb_get_compression: %s", wsb_result_name(r));
+    if (on != (want != 0))
+        return fail("compression %s, expected %s", on ? "negotiated" : "not negotiated",
+                    want ? "negotiated" : "not negotiated");
+    return 1;
+}
+
+/* Connects to g_base + path with options o (freed here), waits for open and
+ * takes the OPEN event; with g_compress, compression must have been
+ * negotiated. Returns the socket (0 on failure, g_why set). protocol_out (if
+ * not NULL, 64 bytes) receives the OPEN event's data. */
+static wsb_socket open_with(const char *path, wsb_options *o, char *protocol_out) {
     char url[512];
-    wsb_options *o = make_options(protocols, headers);
     wsb_socket ws = 0;
     wsb_event ev;
     wsb_result r;
@@ -153,8 +180,19 @@ static wsb_socket open_path(const char *path, const char *const *protocols,
         wsb_free(ws);
         return 0;
     }
+    if (g_compress && !expect_compression(ws, 1)) {
+        wsb_free(ws);
+        return 0;
+    }
     if (protocol_out) snprintf(protocol_out, 64, "%s", ev.data);
     return ws;
+}
+
+/* open_with, with the options for the run (CA, compression per g_compress)
+ * plus the given subprotocols and headers. */
+static wsb_socket open_path(const char *path, const char *const *protocols,
+                            const char *const *headers, char *protocol_out) {
+    return open_with(path, make_options(protocols, headers), protocol_out);
 }
 
 /* Waits for the next event; it must be of kind `kind`. */
@@ -477,6 +515,217 @@ static int check_refused(void) {
     return ok;
 }
 
+/* ------------------------------------------------------------------ permessage-deflate */
+
+/* Sizes for the echo checks: around the compression threshold (64), the
+ * frame-length encodings (125/126, 65535/65536), Node's compression
+ * threshold (1024), and up to 4 MiB. */
+static const size_t DEFLATE_SIZES[] = {0,     1,     63,     64,      65,          125,
+                                       126,   127,   1000,   1023,    1024,        1025,
+                                       4096,  65535, 65536,  65537,   256 * 1024,  1024 * 1024,
+                                       DEFLATE_MAX - 1,      DEFLATE_MAX};
+#define N_DEFLATE_SIZES (sizeof DEFLATE_SIZES / sizeof DEFLATE_SIZES[0])
+
+static uint32_t g_rng = 0x2545f491u;
+static uint32_t rnd(void) { /* xorshift32 */
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 17;
+    g_rng ^= g_rng << 5;
+    return g_rng;
+}
+
+/* n bytes of valid UTF-8, JSON-like (compressible, not trivially: numbers
+ * vary) with 2-, 3- and 4-byte characters; a token goes in only if it fits
+ * whole, the rest is ASCII padding. */
+static void fill_text(char *buf, size_t n) {
+    static const char *const words[] = {
+        "\"id\":", "\"name\":\"caf\xc3\xa9\",", "\"ok\":\"\xe2\x9c\x93\",",
+        "\"face\":\"\xf0\x9f\x98\x80\",", "\"values\":[", "],", "{", "}\n", "\"type\":\"update\","};
+    const size_t n_words = sizeof words / sizeof words[0];
+    size_t i = 0;
+    while (i < n) {
+        char tok[32];
+        size_t len;
+        uint32_t r = rnd();
+        if (r % 3 == 0)
+            len = (size_t)snprintf(tok, sizeof tok, "%u,", (unsigned)(r >> 8) % 100000u);
+        else
+            len = (size_t)snprintf(tok, sizeof tok, "%s", words[(r >> 4) % n_words]);
+        if (i + len > n) {
+            memset(buf + i, ' ', n - i);
+            break;
+        }
+        memcpy(buf + i, tok, len);
+        i += len;
+    }
+}
+
+/* n binary bytes: random (incompressible) or a compressible pattern. */
+static void fill_binary(unsigned char *buf, size_t n, int random) {
+    size_t i;
+    if (!random) {
+        fill_pattern(buf, n);
+        return;
+    }
+    for (i = 0; i < n; i++) buf[i] = (unsigned char)(rnd() >> 24);
+}
+
+/* Sends buf as text/binary on ws and waits for the identical echo. */
+static int echo_one(wsb_socket ws, const void *buf, size_t n, int text) {
+    wsb_event ev;
+    wsb_result r = text ? wsb_send_text(ws, (const char *)buf, n) : wsb_send_binary(ws, buf, n);
+    if (r != WSB_OK) return fail("send %zu bytes: %s: %s", n, wsb_result_name(r), wsb_last_error());
+    if (!expect_event(ws, &ev, text ? WSB_EVENT_TEXT : WSB_EVENT_BINARY, BIG_WAIT_MS)) return 0;
+    if (ev.len != n || (n && memcmp(ev.data, buf, n) != 0))
+        return fail("%s of %zu bytes came back as %zu bytes%s", text ? "text" : "binary", n, ev.len,
+                    ev.len == n ? ", different" : "");
+    return 1;
+}
+
+/* Every size in DEFLATE_SIZES, echoed on one connection opened with o
+ * (freed here): as text, or (binary) as random then as compressible binary. */
+static int deflate_echo_sizes(wsb_options *o, int binary) {
+    void *buf = malloc(DEFLATE_MAX);
+    wsb_socket ws;
+    size_t i;
+    int ok = 1;
+    if (!buf) {
+        wsb_options_free(o);
+        return fail("out of memory");
+    }
+    ws = open_with("/echo", o, NULL);
+    if (!ws) {
+        free(buf);
+        return 0;
+    }
+    for (i = 0; ok && i < N_DEFLATE_SIZES; i++) {
+        size_t n = DEFLATE_SIZES[i];
+        if (binary) {
+            fill_binary(buf, n, 1);
+            ok = echo_one(ws, buf, n, 0);
+            fill_binary(buf, n, 0);
+            ok = ok && echo_one(ws, buf, n, 0);
+        } else {
+            fill_text(buf, n);
+            ok = echo_one(ws, buf, n, 1);
+        }
+    }
+    free(buf);
+    return close_and_free(ws) && ok;
+}
+
+static int check_deflate_negotiated(void) {
+    wsb_socket ws;
+    int ok;
+    wsb_options *o;
+    /* offered: on (open_path checks) */
+    ws = open_path("/echo", NULL, NULL, NULL);
+    if (!ws) return 0;
+    ok = echo_one(ws, "negotiated", 10, 1);
+    if (!close_and_free(ws) || !ok) return 0;
+    /* not offered: off, and plain messages work */
+    g_compress = 0;
+    o = make_options(NULL, NULL);
+    ws = open_with("/echo", o, NULL);
+    g_compress = 1;
+    if (!ws) return 0;
+    ok = expect_compression(ws, 0);
+    ok = ok && echo_one(ws, "not offered: uncompressed, 64 bytes or more of it....................",
+                        70, 1);
+    return close_and_free(ws) && ok;
+}
+
+/* JSON-like text messages, all sent before any echo is read: the server
+ * sees them back to back (context takeover across messages, both ways). */
+#define PIPELINED 300
+static int check_deflate_pipelined(void) {
+    static char msgs[PIPELINED][2048];
+    static size_t lens[PIPELINED];
+    wsb_socket ws = open_path("/echo", NULL, NULL, NULL);
+    wsb_event ev;
+    int i, ok = 1;
+    if (!ws) return 0;
+    for (i = 0; ok && i < PIPELINED; i++) {
+        lens[i] = i % 10 == 0 ? (size_t)(i % 50) : 100 + rnd() % (sizeof msgs[i] - 100);
+        fill_text(msgs[i], lens[i]);
+        ok = wsb_send_text(ws, msgs[i], lens[i]) == WSB_OK ||
+             fail("send #%d: %s", i, wsb_last_error());
+    }
+    for (i = 0; ok && i < PIPELINED; i++) {
+        ok = expect_event(ws, &ev, WSB_EVENT_TEXT, WAIT_MS);
+        ok = ok && ((ev.len == lens[i] && memcmp(ev.data, msgs[i], lens[i]) == 0) ||
+                    fail("echo #%d differs (%zu bytes, sent %zu)", i, ev.len, lens[i]));
+    }
+    return close_and_free(ws) && ok;
+}
+
+/* 4 MiB compressible binary, server -> client. */
+static int check_deflate_from_server(void) {
+    char path[64];
+    unsigned char *want = malloc(DEFLATE_MAX);
+    wsb_socket ws;
+    wsb_event ev;
+    int ok;
+    if (!want) return fail("out of memory");
+    fill_pattern(want, DEFLATE_MAX);
+    snprintf(path, sizeof path, "/big?size=%u", DEFLATE_MAX);
+    ws = open_path(path, NULL, NULL, NULL);
+    if (!ws) {
+        free(want);
+        return 0;
+    }
+    ok = expect_event(ws, &ev, WSB_EVENT_BINARY, BIG_WAIT_MS);
+    ok = ok && ((ev.len == DEFLATE_MAX && memcmp(ev.data, want, DEFLATE_MAX) == 0) ||
+                fail("message differs (%zu bytes)", ev.len));
+    free(want);
+    return close_and_free(ws) && ok;
+}
+
+/* An offer with every parameter: windows of 10 both ways, no context
+ * takeover both ways (wsb_options_set_compression_params). */
+static int check_deflate_params(int binary) {
+    wsb_options *o = make_options(NULL, NULL);
+    wsb_result r;
+    if (!o) return fail("cannot build options");
+    r = wsb_options_set_compression_params(o, 10, 10, true, true);
+    if (r != WSB_OK) {
+        wsb_options_free(o);
+        return fail("wsb_options_set_compression_params: %s", wsb_last_error());
+    }
+    return deflate_echo_sizes(o, binary);
+}
+
+static void run_deflate(void) {
+    report("deflate negotiated; not when not offered", check_deflate_negotiated());
+    report("deflate text echo 0 B-4 MiB", deflate_echo_sizes(make_options(NULL, NULL), 0));
+    report("deflate binary echo 0 B-4 MiB (random, pattern)",
+           deflate_echo_sizes(make_options(NULL, NULL), 1));
+    report("deflate 300 JSON messages pipelined", check_deflate_pipelined());
+    report("deflate 4 MiB binary from server", check_deflate_from_server());
+    report("deflate offer 10/10 bits, no context takeover: text 0 B-4 MiB",
+           check_deflate_params(0));
+    report("deflate offer 10/10 bits, no context takeover: binary 0 B-4 MiB",
+           check_deflate_params(1));
+}
+
+/* A server without permessage-deflate: the offer is declined, the
+ * connection opens without it and works. */
+static int check_deflate_declined(void) {
+    wsb_options *o = make_options(NULL, NULL);
+    wsb_socket ws;
+    int ok;
+    if (!o || wsb_options_set_compression(o, true) != WSB_OK) {
+        wsb_options_free(o);
+        return fail("cannot build options");
+    }
+    ws = open_with("/echo", o, NULL);
+    if (!ws) return 0;
+    ok = expect_compression(ws, 0);
+    ok = ok && echo_one(ws, "declined: uncompressed, 64 bytes or more of it.......................",
+                        70, 1);
+    return close_and_free(ws) && ok;
+}
+
 static void run_all(void) {
     report("text echo (UTF-8, empty)", check_text_echo());
     report("binary echo (with NULs)", check_binary_echo());
@@ -494,12 +743,26 @@ static void run_all(void) {
                        4001, "server bye \xe2\x9c\x93", 1);
     check_server_close("server close without code -> 1005", "/close", 1005, "", 0);
     report("upgrade refused: HTTP 403 -> WSB_ERR_HANDSHAKE", check_refused());
+    if (g_compress)
+        run_deflate();
+    else
+        report("deflate offered, server declines: off, echo works", check_deflate_declined());
 }
 
 int main(int argc, char **argv) {
-    int i;
-    if (argc < 5 || (argc - 2) % 3 != 0) {
-        fprintf(stderr, "usage: %s CA.pem NAME WS_BASE WSS_BASE [NAME WS_BASE WSS_BASE ...]\n",
+    int i, servers = 0, deflate;
+    for (i = 2; i < argc; i += 3) {
+        if (strcmp(argv[i], "--deflate") == 0) i++;
+        if (i + 2 >= argc) {
+            servers = 0;
+            break;
+        }
+        servers++;
+    }
+    if (servers == 0) {
+        fprintf(stderr,
+                "usage: %s CA.pem [--deflate] NAME WS_BASE WSS_BASE "
+                "[[--deflate] NAME WS_BASE WSS_BASE ...]\n",
                 argv[0]);
         return 2;
     }
@@ -510,6 +773,9 @@ int main(int argc, char **argv) {
     }
     printf("wsbridge %s (ABI %u)\n", wsb_version(), wsb_abi_version());
     for (i = 2; i + 2 < argc; i += 3) {
+        deflate = strcmp(argv[i], "--deflate") == 0;
+        if (deflate) i++;
+        g_compress = deflate;
         g_server = argv[i];
         g_scheme = "ws";
         g_base = argv[i + 1];

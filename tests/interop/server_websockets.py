@@ -1,10 +1,18 @@
 """Interop test server on Python `websockets` (17.x), for tests/interop/interop.c.
 
-    python server_websockets.py CERT.pem KEY.pem
+    python server_websockets.py CERT.pem KEY.pem [MODE]
 
 Listens on 127.0.0.1 only: a ws:// and a wss:// port (both chosen by the OS),
 prints `ws://127.0.0.1:P` and `wss://127.0.0.1:Q` (one line each), then serves
-until killed or MAX_LIFE seconds pass. Same paths on both ports (query after `?`):
+until killed or MAX_LIFE seconds pass. MODE is the permessage-deflate setting:
+
+| MODE | server |
+|------|--------|
+| `plain` (default) | `compression=None`: declines any offer |
+| `deflate` | `compression="deflate"`, websockets' default (which answers an offer of `client_max_window_bits` with `=12`, and compresses with a 12-bit window) |
+| `deflate-w10` | `compression=None, extensions=[ServerPerMessageDeflateFactory(server_max_window_bits=10)]` |
+
+Same paths on both ports (query after `?`):
 
 | path | behaviour |
 |------|-----------|
@@ -27,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
 
 MAX_LIFE = 1800  # seconds
@@ -168,13 +177,25 @@ async def main():
     changed = asyncio.Event()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+    mode = sys.argv[3] if len(sys.argv) > 3 else "plain"
+    if mode == "plain":
+        deflate = dict(compression=None)
+    elif mode == "deflate":
+        deflate = dict(compression="deflate")
+    elif mode == "deflate-w10":
+        deflate = dict(
+            compression=None,
+            extensions=[ServerPerMessageDeflateFactory(server_max_window_bits=10)],
+        )
+    else:
+        sys.exit("unknown mode %r (plain, deflate, deflate-w10)" % mode)
     common = dict(
         process_request=process_request,
         select_subprotocol=select_subprotocol,
         max_size=MAX_SIZE,
-        compression=None,
         ping_interval=None,
         create_connection=RecordingConnection,
+        **deflate,
     )
     async with serve(handler, "127.0.0.1", 0, **common) as plain, \
             serve(handler, "127.0.0.1", 0, ssl=ctx, **common) as tls:

@@ -93,8 +93,10 @@ fn raw_bytes_ref(conn: &mut Conn, bytes: &[u8]) -> Result<(), BoxErr> {
 /// default `Upgrade`), `ext` (a Sec-WebSocket-Extensions value), `size`
 /// (filler `X-Pad` headers make the head exactly this many bytes), `seg`
 /// (written in pieces of this many bytes, each flushed on its own, so with
-/// TCP_NODELAY each leaves as its own segment). Then echo, or with
-/// `mode=deflate` a permessage-deflate peer ([`deflate_peer`]).
+/// TCP_NODELAY each leaves as its own segment), `offered=1` (send `ext`
+/// only if the request offered permessage-deflate, as a real server does).
+/// Then echo, or with `mode=deflate` a permessage-deflate peer
+/// ([`deflate_peer`]; plain when `offered=1` and nothing was offered).
 fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(), BoxErr> {
     let key = req
         .headers
@@ -119,7 +121,11 @@ fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(),
         "Sec-WebSocket-Accept: {}\r\n",
         derive_accept_key(key.as_bytes())
     ));
-    if let Some(ext) = req.param("ext") {
+    let offered = req.headers.iter().any(|(n, v)| {
+        n == "sec-websocket-extensions" && v.to_ascii_lowercase().contains("permessage-deflate")
+    });
+    let declined = req.param("offered") == Some("1") && !offered;
+    if let Some(ext) = req.param("ext").filter(|_| !declined) {
         head.push_str(&format!("Sec-WebSocket-Extensions: {ext}\r\n"));
     }
     if let Some(size) = req.num::<usize>("size") {
@@ -150,7 +156,7 @@ fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(),
         }
     }
     if req.param("mode") == Some("deflate") {
-        return deflate_peer(conn, req, shared);
+        return deflate_peer(conn, req, shared, declined);
     }
     let config = WebSocketConfig::default()
         .max_message_size(None)
@@ -580,17 +586,18 @@ fn silent(ws: &mut Ws) -> Result<Outcome, BoxErr> {
 /// `/upgrade?mode=deflate&ext=permessage-deflate...`: a permessage-deflate
 /// peer written with flate2 directly (not the library's code). First it
 /// writes `hex` (frames made by the test), then echoes every message,
-/// compressed (one frame, RSV1) unless `plain=1`, and answers pings. The
+/// compressed (one frame, RSV1) unless `plain=1` (or `declined`: nothing was
+/// negotiated), and answers pings. The
 /// agreed `ext` decides the contexts: `server_no_context_takeover` resets its
 /// compressor after each message, `client_no_context_takeover` its
 /// decompressor. A text message `stats?` is answered (uncompressed) with
 /// `compressed=N plain=M`: how many client messages came with and without
 /// RSV1 (before it).
-fn deflate_peer(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(), BoxErr> {
+fn deflate_peer(mut conn: Conn, req: &Req, shared: &Shared, declined: bool) -> Result<(), BoxErr> {
     let ext = req.param("ext").unwrap_or("").to_ascii_lowercase();
     let server_reset = ext.contains("server_no_context_takeover");
     let client_reset = ext.contains("client_no_context_takeover");
-    let plain = req.param("plain") == Some("1");
+    let plain = req.param("plain") == Some("1") || declined;
     let mut c = flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 15);
     let mut d = flate2::Decompress::new_with_window_bits(false, 15);
     conn.write_all(&unhex(req.param("hex").unwrap_or("")))?;

@@ -576,10 +576,10 @@ static void on_interrupt(lua_State *L, int gc)
 /* ------------------------------------------------------------------------ */
 /* Loading and running the script.                                           */
 
-/* fopen and strerror, without what MSVC's /sdl rejects (C4996). */
-static FILE *open_read(const char *path)
+/* fopen and strerror, without what MSVC's /sdl turns into errors (C4996). */
+static FILE *open_for_reading(const char *path)
 {
-#ifdef _WIN32
+#ifdef _MSC_VER
     FILE *f = NULL;
     return fopen_s(&f, path, "rb") == 0 ? f : NULL;
 #else
@@ -589,7 +589,7 @@ static FILE *open_read(const char *path)
 
 static const char *error_text(int err, char *buf, size_t size)
 {
-#ifdef _WIN32
+#ifdef _MSC_VER
     if (strerror_s(buf, size, err) != 0)
         snprintf(buf, size, "error %d", err);
     return buf;
@@ -600,9 +600,10 @@ static const char *error_text(int err, char *buf, size_t size)
 #endif
 }
 
+/* Reads the whole file; NULL with errno set on failure. */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = open_read(path);
+    FILE *f = open_for_reading(path);
     char *buf = NULL;
     size_t cap = 0, n = 0;
     if (!f)
@@ -696,10 +697,11 @@ static void run_loop(host *h)
     }
 }
 
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s)
+/* Declared and documented in host.h. */
+int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression)
 {
     host h;
-    size_t src_len = 0, bc_len = 0, script_len = strlen(script);
+    size_t src_len = 0, bc_len = 0, script_len;
     char *src, *bc, *chunk;
     char errbuf[128];
     int code;
@@ -738,11 +740,15 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 #ifdef WSLUAU_WEBSOCKET
     {
         wsluau_host hooks;
+        memset(&hooks, 0, sizeof hooks);
         hooks.resume = host_resume;
         hooks.wake = host_wake;
         hooks.ud = &h;
+        hooks.disable_compression = !compression;
         wsluau_open(h.L, &hooks);
     }
+#else
+    (void)compression;
 #endif
     luaL_sandbox(h.L);
 
@@ -753,6 +759,7 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
 
     bc = luau_compile(src, src_len, NULL, &bc_len);
     free(src);
+    script_len = strlen(script);
     chunk = (char *)malloc(script_len + 2);
     if (!chunk)
         abort();

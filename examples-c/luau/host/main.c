@@ -1,7 +1,7 @@
 /*
  * main.c: a small C front end for the wsb-luau host (host.c).
  *
- *   wsb-luau [--timeout SECONDS] SCRIPT [ARG...]
+ *   wsb-luau [--timeout SECONDS] [--no-compression] SCRIPT [ARG...]
  *
  * The same command line as the Rust front end (src/main.rs) without
  * --echo-server (it has no server of its own: pass a server's URL as an ARG).
@@ -17,13 +17,15 @@
 #include "wsbridge.h"
 
 static const char usage[] =
-    "usage: wsb-luau [--timeout SECONDS] SCRIPT [ARG...]\n"
+    "usage: wsb-luau [--timeout SECONDS] [--no-compression] SCRIPT [ARG...]\n"
     "\n"
     "Runs SCRIPT (Luau source) as the main coroutine, with the ARGs as `...`.\n"
     "Globals: print, warn, task.spawn/defer/delay/wait/cancel, WebSocket,\n"
     "collectgarbage(\"collect\" | \"count\").\n"
     "\n"
     "  --timeout SECONDS  stop with exit code 3 after this long (default 60)\n"
+    "  --no-compression   sockets do not offer permessage-deflate (by default\n"
+    "                     they do)\n"
     "\n"
     "Exit codes: 0 all finished; 1 script error (message and stack trace on\n"
     "stderr); 2 an error in a spawned coroutine or handler; 3 host timeout;\n"
@@ -32,6 +34,7 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
     double timeout = 60.0;
+    int compression = 1;
     int i = 1;
 
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
@@ -46,6 +49,11 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--version") == 0) {
             printf("wsb-luau (C front end, wsbridge %s, ABI %u)\n", wsb_version(), (unsigned)wsb_abi_version());
             return 0;
+        }
+        if (strcmp(argv[i], "--no-compression") == 0) {
+            compression = 0;
+            i++;
+            continue;
         }
         if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             char *end;
@@ -65,5 +73,5 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 64;
     }
-    return wsb_luau_run(argv[i], argc - i - 1, (const char *const *)(argv + i + 1), timeout);
+    return wsb_luau_run(argv[i], argc - i - 1, (const char *const *)(argv + i + 1), timeout, compression);
 }

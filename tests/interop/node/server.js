@@ -1,11 +1,20 @@
 'use strict';
 // Interop test server on Node `ws` (8.x), for tests/interop/interop.c.
 //
-//   node server.js CERT.pem KEY.pem
+//   node server.js CERT.pem KEY.pem [MODE]
 //
 // Listens on 127.0.0.1 only: a ws:// and a wss:// port (both chosen by the OS),
 // prints `ws://127.0.0.1:P` and `wss://127.0.0.1:Q` (one line each), then serves
-// until killed or MAX_LIFE_MS pass. Same paths as tests/interop/server_websockets.py:
+// until killed or MAX_LIFE_MS pass. MODE is the permessage-deflate setting:
+//
+//   plain (default)  perMessageDeflate: false (declines any offer)
+//   deflate          perMessageDeflate: true (context takeover both ways; ws
+//                    compresses only messages of 1024 bytes or more, its default)
+//   deflate-nct      perMessageDeflate: { serverNoContextTakeover: true,
+//                    clientNoContextTakeover: true, threshold: 0 } (no context
+//                    takeover either way; every message compressed, even empty ones)
+//
+// Same paths as tests/interop/server_websockets.py:
 //
 //   /echo[?id=X]            echo text/binary as the same type; its close frame and TCP close are recorded under X
 //   /watch?id=X             text `frame CODE REASON` once the close frame of connection X has arrived, then
@@ -26,6 +35,16 @@ const https = require('https');
 const { WebSocketServer } = require('ws');
 
 const MAX_LIFE_MS = 30 * 60 * 1000;
+const MODES = {
+  plain: false,
+  deflate: true,
+  'deflate-nct': { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 0 },
+};
+const MODE = process.argv[4] || 'plain';
+if (!(MODE in MODES)) {
+  console.error(`unknown mode ${MODE} (${Object.keys(MODES).join(', ')})`);
+  process.exit(2);
+}
 const SUBPROTOCOLS = ['wsb.v1', 'wsb.v2'];
 
 const WATCH_WAIT_MS = 5000;
@@ -73,7 +92,7 @@ function parse(reqUrl) {
 const wss = new WebSocketServer({
   noServer: true,
   maxPayload: 64 * 1024 * 1024,
-  perMessageDeflate: false,
+  perMessageDeflate: MODES[MODE],
   handleProtocols: (offered, req) => {
     if (parse(req.url).path !== '/subprotocol') return false;
     for (const p of offered) if (SUBPROTOCOLS.includes(p)) return p;

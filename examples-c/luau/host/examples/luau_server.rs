@@ -9,15 +9,15 @@
 //! and a `ws://127.0.0.1:PORT` where nothing listens; then serves until
 //! stdin is closed or the process is killed.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/support/server.rs"]
+mod luau_server;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
 fn main() {
-    let server = support::server::start_server();
-    let tls = support::server::start_self_signed_tls_server();
+    let server = luau_server::start_server();
+    let tls = luau_server::start_self_signed_tls_server();
     let refused = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")

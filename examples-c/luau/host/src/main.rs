@@ -22,13 +22,14 @@ extern "C" {
         argc: c_int,
         argv: *const *const c_char,
         timeout_s: f64,
+        compression: c_int,
     ) -> c_int;
     /// From wsbridge.
     fn wsb_version() -> *const c_char;
 }
 
 const USAGE: &str = "\
-usage: wsb-luau [--timeout SECONDS] [--echo-server] SCRIPT [ARG...]
+usage: wsb-luau [--timeout SECONDS] [--echo-server] [--no-compression] SCRIPT [ARG...]
 
 Runs SCRIPT (Luau source) as the main coroutine, with the ARGs as `...`.
 Globals: print, warn, task.spawn/defer/delay/wait/cancel, WebSocket,
@@ -37,6 +38,9 @@ collectgarbage(\"collect\" | \"count\").
   --timeout SECONDS  stop with exit code 3 after this long (default 60)
   --echo-server      start a WebSocket echo server on 127.0.0.1 and pass its
                      ws://127.0.0.1:PORT URL to the script as the first ARG
+                     (it does not take up compression)
+  --no-compression   sockets do not offer permessage-deflate (by default
+                     they do, as browsers do)
 
 Exit codes: 0 all finished; 1 script error (message and stack trace on
 stderr); 2 an error in a spawned coroutine or handler; 3 host timeout;
@@ -45,6 +49,7 @@ stderr); 2 an error in a spawned coroutine or handler; 3 host timeout;
 struct Options {
     timeout: f64,
     echo_server: bool,
+    compression: bool,
     script: String,
     args: Vec<String>,
 }
@@ -52,6 +57,7 @@ struct Options {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut timeout = 60.0;
     let mut echo_server = false;
+    let mut compression = true;
     loop {
         let arg = args.next().ok_or("missing SCRIPT")?;
         match arg.as_str() {
@@ -66,10 +72,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     })?;
             }
             "--echo-server" => echo_server = true,
+            "--no-compression" => compression = false,
             "--help" | "-h" | "--version" => {
                 return Ok(Options {
                     timeout,
                     echo_server,
+                    compression,
                     script: arg,
                     args: Vec::new(),
                 })
@@ -79,6 +87,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 return Ok(Options {
                     timeout,
                     echo_server,
+                    compression,
                     script,
                     args: args.collect(),
                 });
@@ -88,6 +97,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 return Ok(Options {
                     timeout,
                     echo_server,
+                    compression,
                     script: arg,
                     args: args.collect(),
                 })
@@ -98,6 +108,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
 
 /// Starts a WebSocket echo server on an ephemeral loopback port (one thread
 /// per connection, text and binary echoed as they come) and returns its URL.
+/// It is tungstenite's server: it leaves permessage-deflate offers unanswered,
+/// so its connections are never compressed.
 fn start_echo_server() -> std::io::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("ws://{}", listener.local_addr()?);
@@ -189,6 +201,7 @@ fn main() -> ExitCode {
             argv.len() as c_int,
             argv.as_ptr(),
             opts.timeout,
+            c_int::from(opts.compression),
         )
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

@@ -6,15 +6,23 @@
 //! (`--timeout`), after which the host exits with code 3.
 //!
 //! The server is `tests/support/server.rs` (also run as a process by the
-//! `luau_server` example, for the Windows build under Wine).
+//! `luau_server` example, for the Windows build under Wine). That server
+//! (tungstenite) does not take up permessage-deflate. The compression test
+//! uses the root crate's test server (`tests/support`), whose deflate peer
+//! does.
 
-mod support;
+#[path = "support/server.rs"]
+mod luau_server;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use support::server::{start_self_signed_tls_server, start_server};
+use luau_server::{start_self_signed_tls_server, start_server};
+
+/// The root crate's loopback test server (its permessage-deflate peer).
+#[path = "../../../../tests/support/mod.rs"]
+mod support;
 
 /// Host timeout for one script: generous, since the suite shares 2 cores.
 const SCRIPT_TIMEOUT_S: &str = "30";
@@ -265,4 +273,23 @@ fn ws_host_shutdown_fires_onclose() {
 #[test]
 fn ws_messages_without_handlers_are_dropped() {
     expect_pass("ws_unhandled_dropped.luau");
+}
+
+#[test]
+fn ws_compression_on_by_default_and_host_can_switch_it_off() {
+    let server = support::TestServer::start();
+    // Accepts permessage-deflate only if offered; counts what arrived with RSV1.
+    let url = server.url("/upgrade?mode=deflate&ext=permessage-deflate&offered=1");
+    let out = run_with(
+        "ws_compression.luau",
+        &["--timeout", SCRIPT_TIMEOUT_S],
+        &[&url, "on"],
+    );
+    expect(&out, 0, &["compressed=6 plain=1", "PASS"], &[]);
+    let out = run_with(
+        "ws_compression.luau",
+        &["--timeout", SCRIPT_TIMEOUT_S, "--no-compression"],
+        &[&url, "off"],
+    );
+    expect(&out, 0, &["compressed=0 plain=7", "PASS"], &[]);
 }

@@ -1,4 +1,5 @@
-//! The loopback servers the Luau script tests run against.
+//! The loopback servers the Luau script tests run against (included with
+//! `#[path]` by tests/luau_scripts.rs and examples/luau_server.rs).
 //!
 //! The server (one thread per connection) echoes text and binary messages,
 //! and obeys a few text commands, which scripts use to drive the peer side:
