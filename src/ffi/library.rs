@@ -60,6 +60,15 @@ pub extern "C" fn wsb_last_error() -> *const c_char {
 /// DNS lookup already in progress takes (lookups cannot be cancelled). No
 /// library code runs after it returns and no notify callback starts; the
 /// library may be used again afterwards. Blocks the calling thread.
+///
+/// Windows: the first wsb_ call pins wsbridge.dll in the process
+/// (GetModuleHandleExW with GET_MODULE_HANDLE_EX_FLAG_PIN). FreeLibrary still
+/// succeeds, but the DLL stays mapped until the process exits (about 4 MB of
+/// address space) with its state, so a later LoadLibrary gets the same module
+/// back and runs no DLL initialisation again. A real unload would leak the
+/// Windows TLS slots the DLL's Rust runtime took (7 per load, never freed),
+/// and the process would abort after about 150 load/unload rounds. A DLL that
+/// was loaded but never called is unloaded as usual.
 #[no_mangle]
 pub extern "C" fn wsb_shutdown(timeout_ms: u32) {
     boundary_value((), || {

@@ -34,10 +34,55 @@ pub(crate) fn last_error_ptr() -> *const c_char {
         .unwrap_or(c"".as_ptr())
 }
 
+/// Windows: pins the module that holds this code (wsbridge.dll) the first
+/// time the API is used, so that FreeLibrary never unmaps it. Rust's
+/// `x86_64-pc-windows-gnu` std has no native thread-locals: each
+/// `thread_local!` (std's and this crate's) takes a `TlsAlloc` slot that is
+/// never freed, so every real unload leaked 7 of the process's 1 088 slots and
+/// the process aborted ("out of TLS indexes") after about 150 load/unload
+/// rounds. Pinned, a reload gets the same module back and takes no new slots.
+/// Statically linked (staticlib, rlib), the module is the program itself, which
+/// is never unloaded: pinning it changes nothing.
+#[cfg(windows)]
+fn pin_module() {
+    use std::ffi::c_void;
+    use std::sync::Once;
+
+    const GET_MODULE_HANDLE_EX_FLAG_PIN: u32 = 0x1;
+    const GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS: u32 = 0x4;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn GetModuleHandleExW(flags: u32, name: *const u16, module: *mut *mut c_void) -> i32;
+    }
+    static PIN: Once = Once::new();
+    PIN.call_once(|| {
+        let mut module: *mut c_void = std::ptr::null_mut();
+        // SAFETY: with FLAG_FROM_ADDRESS, `name` is only used as an address
+        // inside the module to find (PIN is a static of this module), never
+        // read as a string; `module` is a valid out-pointer. A pinned module's
+        // handle needs no FreeLibrary. On failure (never expected) the module
+        // simply stays unpinned: nothing else depends on it.
+        let _ = unsafe {
+            GetModuleHandleExW(
+                GET_MODULE_HANDLE_EX_FLAG_PIN | GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS,
+                (&PIN as *const Once).cast(),
+                &mut module,
+            )
+        };
+    });
+}
+
+#[cfg(not(windows))]
+fn pin_module() {}
+
 /// The one panic boundary. Runs `f`; maps `Err` to its code (recording the
-/// detail) and a panic to `WSB_ERR_INTERNAL`.
+/// detail) and a panic to `WSB_ERR_INTERNAL`. On Windows the first call pins
+/// the DLL ([`pin_module`]).
 pub(crate) fn boundary(f: impl FnOnce() -> Result<Code>) -> wsb_result {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        pin_module();
+        f()
+    })) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             set_last_error(&e.detail);
@@ -53,7 +98,10 @@ pub(crate) fn boundary(f: impl FnOnce() -> Result<Code>) -> wsb_result {
 /// The same boundary for functions that return a value instead of a code:
 /// `fallback` is returned if `f` panics.
 pub(crate) fn boundary_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        pin_module();
+        f()
+    })) {
         Ok(v) => v,
         Err(_) => {
             set_last_error("internal error: a panic was caught at the API boundary");

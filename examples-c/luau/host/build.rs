@@ -28,6 +28,7 @@ fn main() {
 
     for file in [
         "host.c",
+        "host.h",
         "../websocket.c",
         "../websocket.h",
         "../../../include/wsbridge.h",

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host.h"
 #include "lua.h"
 #include "luacode.h"
 #include "lualib.h"
@@ -696,11 +697,7 @@ static void run_loop(host *h)
     }
 }
 
-/* Runs `script` with the `argc` strings of `argv` as `...`; `compression`
-   zero: sockets do not offer permessage-deflate (wsluau_host's
-   disable_compression). Returns the exit code (see the top of this file). */
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression);
-
+/* Declared and documented in host.h. */
 int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression)
 {
     host h;

@@ -15,7 +15,8 @@ use tungstenite::Message;
 use wsbridge as _;
 
 extern "C" {
-    /// Runs `script` to completion; returns the process exit code (host.c).
+    /// Runs `script` to completion; returns the process exit code (declared
+    /// in host.h, defined in host.c).
     fn wsb_luau_run(
         script: *const c_char,
         argc: c_int,
