@@ -409,12 +409,7 @@ fn oversize_message_in_small_fragments_is_bounded_by_the_limit() {
     // Measured 1.75 MiB: the message buffer (grown by doubling, never past
     // the limit) plus the connection's own ~0.7 MiB.
     let bound = 2 * LIMIT + 2 * MIB;
-    assert!(
-        m.whole < bound,
-        "peak allocation growth {} over the {} bound",
-        mib(m.whole),
-        mib(bound)
-    );
+    assert_peak_under(&m, bound);
 }
 
 /// The same with the default limit (64 MiB): the message is stored up to
@@ -441,12 +436,7 @@ fn oversize_message_in_fragments_at_the_default_limit() {
     // cost up to twice the limit when tungstenite assembled messages, so the
     // bound still allows that), plus the connection's own needs.
     let bound = 2 * LIMIT + 4 * MIB;
-    assert!(
-        m.whole < bound,
-        "peak allocation growth {} over the {} bound",
-        mib(m.whole),
-        mib(bound)
-    );
+    assert_peak_under(&m, bound);
 }
 
 /// Both fragment cases: ERROR (too large), our close 1009 on the wire, and
@@ -455,6 +445,16 @@ fn oversize_message_in_fragments_at_the_default_limit() {
 /// the connection (the peer's writes then fail: `cut_off` in the report).
 fn assert_fragments_refused(m: &Measured) {
     assert_refused(m, "exceeds the limit");
+}
+
+/// The scenario's peak allocation growth stayed under `bound`.
+fn assert_peak_under(m: &Measured, bound: usize) {
+    assert!(
+        m.whole < bound,
+        "peak allocation growth {} over the {} bound",
+        mib(m.whole),
+        mib(bound)
+    );
 }
 
 /// ERROR MESSAGE_TOO_LARGE (its detail containing `detail`), our close 1009
@@ -582,12 +582,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
     // The inflated message's buffer grows by doubling but never past the
     // limit (+1 byte), plus the connection's own needs and the decompressor.
     let bound = LIMIT + 4 * MIB;
-    assert!(
-        m.whole < bound,
-        "peak allocation growth {} over the {} bound",
-        mib(m.whole),
-        mib(bound)
-    );
+    assert_peak_under(&m, bound);
 }
 
 /// The compressor (about 320 KiB at window 15) is made at the first message

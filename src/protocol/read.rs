@@ -941,35 +941,32 @@ mod tests {
     fn a_compressed_message_fails_with_its_first_problem_in_any_split() {
         use crate::protocol::deflate::{negotiate, Deflater, Offer, NAME};
         let agreed = negotiate(&Offer::default(), NAME).unwrap();
-        let mut text = vec![0xff];
-        text.extend_from_slice(&[0; 100_000]);
-        let mut wire = Vec::new();
-        Deflater::new(&agreed).unwrap().compress(&text, &mut wire);
-        let mut frame = vec![0xc1, 126];
-        frame.extend_from_slice(&(wire.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&wire);
-        for chunk in [1, 7, frame.len()] {
-            let got = run(&mut Reader::new(4096, Some(agreed)), &frame, chunk);
-            assert!(
-                matches!(&got[..], [Got::Fault(Fault::InvalidUtf8(_))]),
-                "pieces of {chunk}: {got:?}"
-            );
-        }
-        // Past the limit before the data goes bad: 1009 in any split.
-        let mut wire = Vec::new();
-        Deflater::new(&agreed)
-            .unwrap()
-            .compress(&[b'a'; 100_000], &mut wire);
-        wire.extend_from_slice(&[0xff; 8]);
-        let mut frame = vec![0xc1, 126];
-        frame.extend_from_slice(&(wire.len() as u16).to_be_bytes());
-        frame.extend_from_slice(&wire);
-        for chunk in [1, 7, frame.len()] {
-            let got = run(&mut Reader::new(4096, Some(agreed)), &frame, chunk);
-            assert!(
-                matches!(&got[..], [Got::Fault(Fault::InflatesPastLimit { .. })]),
-                "pieces of {chunk}: {got:?}"
-            );
+        let mut bad_text = vec![0xff];
+        bad_text.extend_from_slice(&[0; 100_000]);
+        /// (message, bytes after its deflate data, the fault expected first)
+        type Case<'a> = (&'a [u8], &'a [u8], fn(&Fault) -> bool);
+        let cases: [Case; 2] = [
+            // Invalid text, then past the limit: 1007.
+            (&bad_text, b"", |f| matches!(f, Fault::InvalidUtf8(_))),
+            // Past the limit before the data goes bad: 1009.
+            (&[b'a'; 100_000], &[0xff; 8], |f| {
+                matches!(f, Fault::InflatesPastLimit { .. })
+            }),
+        ];
+        for (message, after, expected) in cases {
+            let mut wire = Vec::new();
+            Deflater::new(&agreed).unwrap().compress(message, &mut wire);
+            wire.extend_from_slice(after);
+            let mut frame = vec![0xc1, 126];
+            frame.extend_from_slice(&(wire.len() as u16).to_be_bytes());
+            frame.extend_from_slice(&wire);
+            for chunk in [1, 7, frame.len()] {
+                let got = run(&mut Reader::new(4096, Some(agreed)), &frame, chunk);
+                assert!(
+                    matches!(&got[..], [Got::Fault(f)] if expected(f)),
+                    "pieces of {chunk}: {got:?}"
+                );
+            }
         }
     }
 
