@@ -101,6 +101,11 @@ typedef enum wsb_result {
    * A caught panic or a bug: never a crash.
    */
   WSB_ERR_INTERNAL = -16,
+  /**
+   * Called from inside the log hook, which may call only wsb_last_error,
+   * wsb_result_name and wsb_version (see wsb_set_log). Nothing was done.
+   */
+  WSB_ERR_IN_LOG_HOOK = -17,
 } wsb_result;
 
 /**
@@ -152,6 +157,34 @@ typedef enum wsb_state {
 } wsb_state;
 
 /**
+ * How much a log line matters. Values are part of ABI v1; a hook set for a
+ * level gets the lines of that level and every lower value.
+ */
+typedef enum wsb_log_level {
+  /**
+   * A failure: the socket's ERROR event, or an error a call returned.
+   */
+  WSB_LOG_ERROR = 1,
+  /**
+   * Something went wrong that the library handled or the host should
+   * know: keepalive timeout, send queue full, a peer breaking the protocol
+   * (with the rule it broke).
+   */
+  WSB_LOG_WARN = 2,
+  /**
+   * One line per step of a connection: DNS result, TCP connect, TLS,
+   * HTTP status and what was negotiated, OPEN, close sent and received,
+   * CLOSE.
+   */
+  WSB_LOG_INFO = 3,
+  /**
+   * Every frame in and out (opcode, length, FIN; never payload bytes) and
+   * the upgrade request head (credentials redacted).
+   */
+  WSB_LOG_DEBUG = 4,
+} wsb_log_level;
+
+/**
  * Connection options: opaque, created by wsb_options_new() and owned by the
  * caller until wsb_options_free(). wsb_connect copies what it needs, so the
  * options may be freed right after it.
@@ -164,6 +197,12 @@ typedef struct wsb_options wsb_options;
  * (WSB_ERR_INVALID_HANDLE), never undefined behaviour.
  */
 typedef uint64_t wsb_socket;
+
+/**
+ * The log hook, see wsb_set_log(). `message` is one line (no newline),
+ * valid only during the call; `s` is the socket it is about, 0 for none.
+ */
+typedef void (*wsb_log_fn)(void *user_data, wsb_log_level level, wsb_socket s, const char *message);
 
 /**
  * One event, filled in by wsb_poll() / wsb_wait_event().
@@ -257,6 +296,35 @@ const char *wsb_last_error(void);
  * was loaded but never called is unloaded as usual.
  */
 void wsb_shutdown(uint32_t timeout_ms);
+
+/**
+ * Install `f` as the process-wide log hook for lines up to `max_level`
+ * (NULL removes it). Returns WSB_ERR_INVALID_ARGUMENT for a `max_level`
+ * that is not a wsb_log_level (with a hook).
+ *
+ * Any thread, any time. It waits for calls of the previous hook that are
+ * in progress (hooks run under a read lock that this call takes for
+ * writing), so once it returns the previous hook is never called again and
+ * its `user_data` may be freed; don't call it while holding a lock your
+ * hook takes.
+ *
+ * `f(user_data, level, s, message)` runs on the thread doing the work: the
+ * socket's I/O thread, or the calling thread for an error a call returns
+ * and for the frame a send writes. Several threads may call it at once. It
+ * must return soon (it holds up that socket), and must not unwind or
+ * long-jump. `message` is valid only during the call. Inside it only
+ * wsb_last_error, wsb_result_name, wsb_version and wsb_abi_version work:
+ * every other call does nothing and returns WSB_ERR_IN_LOG_HOOK
+ * (wsb_options_new returns NULL; wsb_options_free and wsb_shutdown just
+ * return), because a hook may run while the library holds a socket's
+ * locks. Lines never contain payload bytes, header values of
+ * Authorization, Cookie and Proxy-Authorization, or proxy credentials.
+ *
+ * With no hook installed and the environment variable WSBRIDGE_LOG set to
+ * error, warn, info or debug (read once, at the first use), the same lines
+ * go to stderr, as `wsbridge INFO  socket 3: OPEN`.
+ */
+enum wsb_result wsb_set_log(wsb_log_fn f, void *user_data, wsb_log_level max_level);
 
 /**
  * Create an options object with every setting at its default.

@@ -23,9 +23,10 @@ use crate::connect::{self, Established, Stop, Waiter, SOCK};
 use crate::error::{stream_error, Code, Error};
 use crate::event::{Event, Spares};
 use crate::lifecycle::{self, Action, Input, Lifecycle};
+use crate::log::log;
 use crate::options::Options;
 use crate::outbox::Outbox;
-use crate::protocol::{write, Item, Reader};
+use crate::protocol::{write, Fault, Item, Reader};
 use crate::socket::{Core, Socket, State, Wire};
 use crate::time::deadline_after;
 use crate::transport::{read_raw, RxBuf};
@@ -61,6 +62,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
     let mut events = Events::with_capacity(8);
     let abandoned = || socket.abandoned();
     let mut waiter = Waiter {
+        id: socket.id,
         poll,
         events: &mut events,
         deadline: deadline_after(opts.connect_timeout),
@@ -127,7 +129,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
             .store(deflate.is_some(), Ordering::Release);
         core.wire = Some(Wire {
             transport,
-            reader: Reader::new(opts.max_message_size, deflate),
+            reader: Reader::new(opts.max_message_size, deflate).for_socket(socket.id),
         });
         socket.set_state(State::Open);
         socket.events.push(Event::open(&subprotocol));
@@ -315,6 +317,12 @@ impl Conn<'_> {
                 if self.last_rx > t {
                     self.ping_sent = None;
                 } else if now >= t + self.pong_timeout {
+                    log!(
+                        Warn,
+                        self.socket.id,
+                        "keepalive: nothing received within {} ms of our ping",
+                        self.pong_timeout.as_millis()
+                    );
                     self.feed(Input::KeepaliveTimeout);
                     return;
                 }
@@ -366,6 +374,16 @@ impl Conn<'_> {
         match action {
             Action::ReportError(err) => self.out.push(Event::error(&err)),
             Action::SendClose(frame) => {
+                match &frame {
+                    Some(f) => log!(
+                        Info,
+                        self.socket.id,
+                        "close sent: {} {:?}",
+                        u16::from(f.code),
+                        f.reason.as_str()
+                    ),
+                    None => log!(Info, self.socket.id, "close sent: no status code"),
+                }
                 self.socket.set_state(State::Closing);
                 // Into the outbox, behind the data already sent.
                 push_close(&self.socket.outbox, frame.as_ref());
@@ -510,8 +528,19 @@ impl Conn<'_> {
                         }
                     }
                     Some(Item::Pong(_)) => {}
-                    Some(Item::Close(close)) => stopped = Some(Input::PeerClose(close)),
-                    Some(Item::Fault(fault)) => stopped = Some(Input::Fault(fault)),
+                    Some(Item::Close(close)) => {
+                        match &close {
+                            Ok((code, reason)) => {
+                                log!(Info, self.socket.id, "close received: {code} {reason:?}")
+                            }
+                            Err(fault) => log_fault(self.socket.id, fault),
+                        }
+                        stopped = Some(Input::PeerClose(close));
+                    }
+                    Some(Item::Fault(fault)) => {
+                        log_fault(self.socket.id, &fault);
+                        stopped = Some(Input::Fault(fault));
+                    }
                     None => break,
                 }
             }
@@ -573,6 +602,21 @@ impl Conn<'_> {
             }
         }
     }
+}
+
+/// A fault of the peer's, logged as a warning before the connection fails
+/// (the failure itself is the ERROR line): the rule it broke, or the limit
+/// its message went past.
+fn log_fault(socket: u64, fault: &Fault) {
+    let what = match fault {
+        Fault::TooLarge { .. } | Fault::OutOfMemory { .. } | Fault::InflatesPastLimit { .. } => {
+            "peer's message refused"
+        }
+        Fault::BadCompressedData(_) | Fault::InvalidUtf8(_) | Fault::Protocol(_) => {
+            "peer broke the protocol"
+        }
+    };
+    log!(Warn, socket, "{what}: {}", fault.error().detail);
 }
 
 /// Frame our close (`None`: an empty one) into the outbox.

@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::error::{Code, Error};
 use crate::handshake::{self, Request, ResponseHead};
+use crate::log::log;
 use crate::options::{Options, Proxy};
 use crate::tls;
 use crate::transport::{read_raw, RxBuf, Transport};
@@ -51,6 +52,8 @@ pub struct Established {
 
 /// The I/O thread's wait primitive during connect.
 pub struct Waiter<'a> {
+    /// The socket (for its log lines).
+    pub id: u64,
     pub poll: &'a mut Poll,
     pub events: &'a mut Events,
     pub deadline: Instant,
@@ -101,12 +104,13 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
     // `early`: bytes the proxy sent after its CONNECT reply (normally none).
     let (sock, mut early) = match &opts.proxy {
         None => {
-            let addrs = resolve(&url.host, url.ip, url.port, "")?;
+            let addrs = resolve(&url.host, url.ip, url.port, "", w.id)?;
             w.check("DNS lookup")?;
             (Arc::new(tcp_connect(&addrs, "", w)?), RxBuf::new())
         }
         Some(proxy) => {
-            let addrs = resolve(&proxy.host, proxy.ip, proxy.port, "proxy ")?;
+            log!(Info, w.id, "via HTTP proxy {}", proxy.authority());
+            let addrs = resolve(&proxy.host, proxy.ip, proxy.port, "proxy ", w.id)?;
             w.check("DNS lookup of the proxy")?;
             let sock = tcp_connect(&addrs, "proxy ", w)?;
             let early = proxy_tunnel(&sock, url, proxy, w)?;
@@ -131,6 +135,7 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
             }
             other => other,
         })?;
+        log!(Info, w.id, "TLS: {}", t.tls_summary());
         t
     } else {
         let mut t = Transport::plain(sock.clone());
@@ -140,11 +145,38 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         t
     };
     let request = Request::new(url, opts)?;
+    log!(
+        Debug,
+        w.id,
+        "upgrade request: {}",
+        crate::log::redact_head(&request.bytes)
+    );
     send_request(&mut transport, &request.bytes, w)?;
     let head = read_response_head(&sock, &mut transport, w)?;
+    log!(
+        Info,
+        w.id,
+        "upgrade response: {}",
+        handshake::status_line(&head)
+    );
     let offered = handshake::offered_extensions(opts);
     let accepted = handshake::verify(&head, &request.accept, &opts.subprotocols, &offered)?;
     let deflate = handshake::deflate_agreed(opts, &accepted)?;
+    log!(
+        Info,
+        w.id,
+        "negotiated: subprotocol {}, extensions {}",
+        if accepted.subprotocol.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{:?}", accepted.subprotocol)
+        },
+        if accepted.extensions.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{:?}", accepted.extensions.join(", "))
+        }
+    );
     Ok(Established {
         sock,
         transport,
@@ -240,7 +272,13 @@ fn upgrade_io_error(e: io::Error) -> Error {
 }
 
 /// `what` is "" or "proxy " (for the details).
-fn resolve(host: &str, ip: Option<IpAddr>, port: u16, what: &str) -> Result<Vec<SocketAddr>, Stop> {
+fn resolve(
+    host: &str,
+    ip: Option<IpAddr>,
+    port: u16,
+    what: &str,
+    id: u64,
+) -> Result<Vec<SocketAddr>, Stop> {
     if let Some(ip) = ip {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -259,7 +297,14 @@ fn resolve(host: &str, ip: Option<IpAddr>, port: u16, what: &str) -> Result<Vec<
     if addrs.is_empty() {
         return Err(Error::new(Code::WSB_ERR_DNS, format!("no addresses for {what}{host}")).into());
     }
+    log!(Info, id, "DNS {what}{host}: {}", list(&addrs));
     Ok(addrs)
+}
+
+/// `1.2.3.4:80, [::1]:80`.
+fn list(addrs: &[SocketAddr]) -> String {
+    let shown: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    shown.join(", ")
 }
 
 /// RFC 8305 §5 "Connection Attempt Delay": how long a connect attempt has
@@ -373,6 +418,7 @@ fn race(
         while next < order.len() && (inflight.is_empty() || Instant::now() >= next_start) {
             let (token, addr) = (attempt_token(next), order[next]);
             next += 1;
+            log!(Debug, w.id, "TCP connect to {what}{addr}");
             match start_attempt(addr, token, what, w) {
                 Ok(stream) => {
                     inflight.push(Attempt {
@@ -382,7 +428,10 @@ fn race(
                     });
                     next_start = Instant::now() + CONNECTION_ATTEMPT_DELAY;
                 }
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    log!(Info, w.id, "{}", e.detail);
+                    last = Some(e);
+                }
             }
         }
         if inflight.is_empty() {
@@ -401,8 +450,12 @@ fn race(
             }
             match progress(&inflight[i], what) {
                 Progress::Pending => i += 1,
-                Progress::Connected => return Ok(inflight.swap_remove(i)),
+                Progress::Connected => {
+                    log!(Info, w.id, "TCP connected to {what}{}", inflight[i].addr);
+                    return Ok(inflight.swap_remove(i));
+                }
                 Progress::Failed(e) => {
+                    log!(Info, w.id, "{}", e.detail);
                     let mut failed = inflight.swap_remove(i);
                     let _ = w.poll.registry().deregister(&mut failed.stream);
                     last = Some(e);
@@ -467,6 +520,16 @@ fn proxy_tunnel(
         request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
     request.push_str("\r\n");
+    log!(
+        Info,
+        w.id,
+        "proxy {at}: CONNECT {target}{}",
+        if proxy.authorization.is_some() {
+            " (with credentials, not shown)"
+        } else {
+            ""
+        }
+    );
     let mut out = request.as_bytes();
     while !out.is_empty() {
         match (&*sock).write(out) {
@@ -527,6 +590,7 @@ fn proxy_tunnel(
         "HTTP {code}{}{reason}",
         if reason.is_empty() { "" } else { " " }
     );
+    log!(Info, w.id, "proxy {at}: {status}");
     match code {
         200..=299 => Ok(buf.split_off_front(end)),
         407 if proxy.authorization.is_none() => Err(fail(format!(

@@ -52,6 +52,9 @@ pub enum wsb_result {
     WSB_ERR_SHUTDOWN = -15,
     /// A caught panic or a bug: never a crash.
     WSB_ERR_INTERNAL = -16,
+    /// Called from inside the log hook, which may call only wsb_last_error,
+    /// wsb_result_name and wsb_version (see wsb_set_log). Nothing was done.
+    WSB_ERR_IN_LOG_HOOK = -17,
 }
 
 pub use wsb_result as Code;
@@ -80,6 +83,7 @@ impl wsb_result {
             WSB_ERR_IO => c"WSB_ERR_IO",
             WSB_ERR_SHUTDOWN => c"WSB_ERR_SHUTDOWN",
             WSB_ERR_INTERNAL => c"WSB_ERR_INTERNAL",
+            WSB_ERR_IN_LOG_HOOK => c"WSB_ERR_IN_LOG_HOOK",
         }
     }
 
@@ -106,6 +110,7 @@ impl wsb_result {
             -14 => WSB_ERR_IO,
             -15 => WSB_ERR_SHUTDOWN,
             -16 => WSB_ERR_INTERNAL,
+            -17 => WSB_ERR_IN_LOG_HOOK,
             _ => return None,
         })
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Code, Error};
+use crate::log::log;
 use crate::protocol::Payload;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,24 @@ impl Event {
         e
     }
     /// Payload without the trailing NUL.
+    /// The rest of the event's log line: ` 1000 clean, reason "bye"`,
+    /// ` WSB_ERR_TLS: detail`, ` subprotocol "chat"`. Never a message's
+    /// payload.
+    fn describe(&self) -> String {
+        let data = String::from_utf8_lossy(self.payload());
+        match self.kind {
+            Kind::Open if data.is_empty() => String::new(),
+            Kind::Open => format!(", subprotocol {data:?}"),
+            Kind::Error => format!(" {}: {data}", self.error.name_cstr().to_string_lossy()),
+            Kind::Close => format!(
+                " {} {}, reason {data:?}",
+                self.close_code,
+                if self.clean { "clean" } else { "not clean" }
+            ),
+            Kind::Text | Kind::Binary => String::new(),
+        }
+    }
+
     pub fn payload(&self) -> &[u8] {
         &self.data[..self.data.len() - 1]
     }
@@ -142,6 +161,9 @@ struct Inner {
 pub struct EventQueue {
     inner: Mutex<Inner>,
     cond: Condvar,
+    /// The socket (for the log: OPEN, ERROR and CLOSE are logged as they
+    /// are queued).
+    id: u64,
 }
 
 /// What `poll`/`wait` hand out: a copy of the header fields and a pointer to
@@ -157,17 +179,25 @@ pub struct Polled {
 }
 
 impl EventQueue {
+    /// The queue of socket `id`.
+    pub fn new(id: u64) -> EventQueue {
+        EventQueue {
+            id,
+            ..EventQueue::default()
+        }
+    }
+
     /// Queue events (in order). Returns false (and drops them) if CLOSE was
     /// already queued. A CLOSE among them closes the queue after it.
     pub fn push_all(&self, events: impl IntoIterator<Item = Event>) -> bool {
-        let pushed = Self::push_locked(&mut self.inner.lock(), events);
+        let pushed = Self::push_locked(self.id, &mut self.inner.lock(), events);
         if pushed {
             self.cond.notify_all();
         }
         pushed
     }
 
-    fn push_locked(g: &mut Inner, events: impl IntoIterator<Item = Event>) -> bool {
+    fn push_locked(id: u64, g: &mut Inner, events: impl IntoIterator<Item = Event>) -> bool {
         let mut pushed = false;
         for ev in events {
             if g.closed {
@@ -176,12 +206,15 @@ impl EventQueue {
             match ev.kind {
                 Kind::Open => {
                     g.open.get_or_insert(OpenOutcome::Opened);
+                    log!(Info, id, "OPEN{}", ev.describe());
                 }
                 Kind::Close => {
                     g.closed = true;
                     g.open.get_or_insert(OpenOutcome::Abandoned);
+                    log!(Info, id, "CLOSE{}", ev.describe());
                 }
-                _ => {}
+                Kind::Error => log!(Error, id, "ERROR{}", ev.describe()),
+                Kind::Text | Kind::Binary => {}
             }
             if !g.discard {
                 g.queue.push_back(ev);
@@ -204,7 +237,7 @@ impl EventQueue {
             if spares.0.len() < RECYCLE_COUNT / 2 {
                 spares.0.append(&mut g.spares.0);
             }
-            Self::push_locked(&mut g, events.drain(..))
+            Self::push_locked(self.id, &mut g, events.drain(..))
         };
         if pushed {
             self.cond.notify_all();

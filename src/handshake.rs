@@ -166,6 +166,16 @@ pub(crate) fn shown(b: &[u8]) -> String {
         .collect()
 }
 
+/// The response head's status line, printable and short (for the log and
+/// details).
+pub fn status_line(head: &[u8]) -> String {
+    shown(
+        head.split(|&b| b == b'\r' || b == b'\n')
+            .next()
+            .unwrap_or(b""),
+    )
+}
+
 /// The comma-separated elements of a header list (RFC 9110 §5.6.1),
 /// trimmed, empty ones skipped; a comma inside a quoted string does not
 /// separate.
@@ -202,13 +212,7 @@ pub fn verify(
     let lines = head.iter().filter(|&&b| b == b'\n').count();
     let mut headers = vec![httparse::EMPTY_HEADER; lines];
     let mut response = httparse::Response::new(&mut headers);
-    let first_line = || {
-        shown(
-            head.split(|&b| b == b'\r' || b == b'\n')
-                .next()
-                .unwrap_or(b""),
-        )
-    };
+    let first_line = || status_line(head);
     match response.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => {

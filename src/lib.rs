@@ -14,6 +14,7 @@
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
 //! - [`options`], [`tls`], [`url`]: configuration;
+//! - [`log`]: the log lines and where they go (the host's hook, or stderr);
 //! - [`error`]: result codes and details, and the mapping of a stream's I/O errors;
 //! - [`time`]: deadlines (`deadline_after`).
 //!
@@ -29,6 +30,7 @@ pub mod event;
 pub mod ffi;
 pub mod handshake;
 mod lifecycle;
+pub mod log;
 pub mod notify;
 pub mod options;
 pub mod outbox;

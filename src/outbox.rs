@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::log::log;
 use crate::protocol::deflate::{self, Agreed, Deflater};
 use crate::protocol::write;
 
@@ -56,9 +57,19 @@ pub struct Outbox {
     deflate: Option<(Agreed, Option<Deflater>)>,
     /// A message's compressed payload, before it is framed.
     scratch: Vec<u8>,
+    /// The socket, for the DEBUG line of each frame (0: none).
+    id: u64,
 }
 
 impl Outbox {
+    /// The outbox of socket `id`: its frames are logged (DEBUG) under it.
+    pub fn new(id: u64) -> Outbox {
+        Outbox {
+            id,
+            ..Outbox::default()
+        }
+    }
+
     /// A plain connection opened: host threads may write to `sock`.
     pub fn attach_socket(&mut self, sock: Arc<TcpStream>) {
         self.sock = Some(sock);
@@ -143,6 +154,12 @@ impl Outbox {
         self.masks_left -= 1;
         let at = self.masks_left * 4;
         let mask: [u8; 4] = self.masks[at..at + 4].try_into().expect("4 bytes");
+        log!(
+            Debug,
+            self.id,
+            "{}",
+            crate::protocol::frame_line("out", opcode, payload.len() as u64, true, compressed)
+        );
         write::frame(&mut self.buf, opcode, payload, mask, compressed);
     }
 

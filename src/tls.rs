@@ -7,11 +7,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::{Code, Error, Result};
+use crate::log::log;
 use crate::options::Options;
 
 fn provider() -> Arc<CryptoProvider> {
@@ -99,7 +101,13 @@ fn build(
                 .add(der.clone())
                 .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("bad root certificate: {e}")))?;
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Logged(webpki)))
+            .with_no_client_auth()
     } else {
         builder
             .dangerous()
@@ -180,5 +188,77 @@ impl ServerCertVerifier for AcceptAnyCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The verifier `with_root_certificates` would make (webpki, the same roots
+/// and provider), which also logs the certificate it rejects: its subject,
+/// issuer and validity (the failure itself is the socket's ERROR line). It
+/// runs on the socket's I/O thread, which knows its socket.
+#[derive(Debug)]
+struct Logged(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for Logged {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let verified =
+            self.0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        if let Err(e) = &verified {
+            let socket = crate::notify::current_io_socket().unwrap_or(0);
+            log!(
+                Info,
+                socket,
+                "server certificate rejected ({e}): {}",
+                describe_certificate(end_entity)
+            );
+        }
+        verified
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `subject "CN=example.com", issuer "CN=Some CA", valid 2026-01-01 to
+/// 2027-01-01` (or why the certificate does not parse).
+pub fn describe_certificate(der: &[u8]) -> String {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => {
+            let validity = cert.validity();
+            format!(
+                "subject {:?}, issuer {:?}, valid {} to {}",
+                cert.subject().to_string(),
+                cert.issuer().to_string(),
+                validity.not_before,
+                validity.not_after
+            )
+        }
+        Err(e) => format!("a certificate that does not parse ({e})"),
     }
 }

@@ -175,6 +175,26 @@ impl Transport {
         self.tls.is_some()
     }
 
+    /// What the TLS handshake agreed (for the log): `TLSv1_3,
+    /// TLS13_AES_256_GCM_SHA384, ALPN none`.
+    pub fn tls_summary(&self) -> String {
+        let Some(tls) = self.tls.as_deref() else {
+            return "none".into();
+        };
+        let version = tls
+            .protocol_version()
+            .map_or("unknown version".into(), |v| format!("{v:?}"));
+        let suite = tls
+            .negotiated_cipher_suite()
+            .map_or("unknown cipher suite".into(), |s| {
+                format!("{:?}", s.suite())
+            });
+        let alpn = tls
+            .alpn_protocol()
+            .map_or("none".into(), |p| String::from_utf8_lossy(p).into_owned());
+        format!("{version}, {suite}, ALPN {alpn}")
+    }
+
     /// The connection is open: from now on frames go through `outbox`.
     pub fn attach_outbox(&mut self, outbox: Arc<Mutex<Outbox>>) {
         self.outbox = Some(outbox);

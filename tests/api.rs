@@ -43,10 +43,11 @@ fn version_abi_and_result_names() {
         (WSB_ERR_NULL_ARGUMENT, "WSB_ERR_NULL_ARGUMENT"),
         (WSB_ERR_TLS, "WSB_ERR_TLS"),
         (WSB_ERR_INTERNAL, "WSB_ERR_INTERNAL"),
+        (WSB_ERR_IN_LOG_HOOK, "WSB_ERR_IN_LOG_HOOK"),
     ] {
         assert_eq!(result_name(code), name);
     }
-    for raw in [-17, 3, 1000, i32::MIN, i32::MAX] {
+    for raw in [-18, 3, 1000, i32::MIN, i32::MAX] {
         // SAFETY: static string.
         let n = unsafe { std::ffi::CStr::from_ptr(wsb_result_name(raw)) };
         assert_eq!(n.to_str().unwrap(), "WSB_UNKNOWN");

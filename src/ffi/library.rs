@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use super::{boundary_value, last_error_ptr};
+use super::{boundary_value, guarded_value, last_error_ptr};
 use crate::error::wsb_result;
 use crate::registry;
 
@@ -71,7 +71,7 @@ pub extern "C" fn wsb_last_error() -> *const c_char {
 /// was loaded but never called is unloaded as usual.
 #[no_mangle]
 pub extern "C" fn wsb_shutdown(timeout_ms: u32) {
-    boundary_value((), || {
+    guarded_value((), || {
         registry::shutdown(Duration::from_millis(timeout_ms.into()))
     })
 }

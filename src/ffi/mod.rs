@@ -14,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::error::{wsb_result, Code, Error, Result};
 
 pub mod library;
+pub mod log;
 pub mod options;
 pub mod socket;
 pub mod types;
@@ -76,27 +77,67 @@ fn pin_module() {
 fn pin_module() {}
 
 /// The one panic boundary. Runs `f`; maps `Err` to its code (recording the
-/// detail) and a panic to `WSB_ERR_INTERNAL`. On Windows the first call pins
-/// the DLL ([`pin_module`]).
+/// detail, and logging it) and a panic to `WSB_ERR_INTERNAL`. Refused with
+/// `WSB_ERR_IN_LOG_HOOK` inside the log hook (see [`crate::log`]). On
+/// Windows the first call pins the DLL ([`pin_module`]).
 pub(crate) fn boundary(f: impl FnOnce() -> Result<Code>) -> wsb_result {
+    boundary_on(0, f)
+}
+
+/// [`boundary`] for a call about socket `s`: a failure's log line names it.
+pub(crate) fn boundary_on(s: u64, f: impl FnOnce() -> Result<Code>) -> wsb_result {
+    if refused_in_hook() {
+        return Code::WSB_ERR_IN_LOG_HOOK;
+    }
     match catch_unwind(AssertUnwindSafe(|| {
         pin_module();
         f()
     })) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
+            // Logged first: a hook's refused calls set the last error too.
+            log_returned(s, &e);
             set_last_error(&e.detail);
             e.code
         }
         Err(_) => {
+            crate::log::log!(
+                Error,
+                s,
+                "internal error: a panic was caught at the API boundary"
+            );
             set_last_error("internal error: a panic was caught at the API boundary");
             Code::WSB_ERR_INTERNAL
         }
     }
 }
 
+/// A failure returned to the caller, logged on its thread: WARN for a full
+/// send queue, ERROR for the rest.
+fn log_returned(s: u64, e: &Error) {
+    let name = e.code.name_cstr().to_str().unwrap_or("");
+    if e.code == Code::WSB_ERR_QUEUE_FULL {
+        crate::log::log!(Warn, s, "{name}: {}", e.detail);
+    } else {
+        crate::log::log!(Error, s, "{name}: {}", e.detail);
+    }
+}
+
+/// Inside the log hook every call but the few that take no lock is refused
+/// (see wsb_set_log): true, with the detail recorded, if this one must be.
+fn refused_in_hook() -> bool {
+    if !crate::log::in_hook() {
+        return false;
+    }
+    set_last_error(
+        "called from inside the log hook, which may call only wsb_last_error, wsb_result_name and wsb_version",
+    );
+    true
+}
+
 /// The same boundary for functions that return a value instead of a code:
-/// `fallback` is returned if `f` panics.
+/// `fallback` is returned if `f` panics. Not refused inside the log hook:
+/// for the calls that take no lock.
 pub(crate) fn boundary_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(|| {
         pin_module();
@@ -108,6 +149,15 @@ pub(crate) fn boundary_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
             fallback
         }
     }
+}
+
+/// [`boundary_value`] for a call that is refused inside the log hook:
+/// there it returns `fallback` and does nothing.
+pub(crate) fn guarded_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    if refused_in_hook() {
+        return fallback;
+    }
+    boundary_value(fallback, f)
 }
 
 pub(crate) fn null_arg(name: &str) -> Error {

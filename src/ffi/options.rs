@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use parking_lot::Mutex;
 
 use super::types::wsb_options;
-use super::{boundary, boundary_value, bytes, c_str, null_arg};
+use super::{boundary, bytes, c_str, guarded_value, null_arg};
 use crate::error::{wsb_result, Code, Error, Result};
 use crate::options::Options;
 
@@ -53,7 +53,7 @@ fn ok(r: Result<()>) -> Result<Code> {
 /// wsb_options_free(). Thread-safe; does not block.
 #[no_mangle]
 pub extern "C" fn wsb_options_new() -> *mut wsb_options {
-    boundary_value(std::ptr::null_mut(), || {
+    guarded_value(std::ptr::null_mut(), || {
         let p = Box::into_raw(Box::new(wsb_options {
             inner: Options::new(),
         }));
@@ -67,7 +67,7 @@ pub extern "C" fn wsb_options_new() -> *mut wsb_options {
 /// Sockets created with it are unaffected (wsb_connect took a copy).
 #[no_mangle]
 pub extern "C" fn wsb_options_free(opts: *mut wsb_options) {
-    boundary_value((), || {
+    guarded_value((), || {
         if opts.is_null() {
             return;
         }

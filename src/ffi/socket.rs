@@ -8,7 +8,7 @@ use tungstenite::protocol::CloseFrame;
 
 use super::options::with_options;
 use super::types::{wsb_event, wsb_event_kind, wsb_notify_fn, wsb_options, wsb_socket, wsb_state};
-use super::{boundary, bytes, c_str, null_arg, write_out};
+use super::{boundary, boundary_on, bytes, c_str, null_arg, write_out};
 use crate::error::{wsb_result, Code, Error, Result};
 use crate::event::{Kind, Polled};
 use crate::options::Options;
@@ -77,7 +77,7 @@ fn ms(timeout_ms: u32) -> Duration {
 /// at most `timeout_ms` (parks, no spinning).
 #[no_mangle]
 pub extern "C" fn wsb_wait_open(s: wsb_socket, timeout_ms: u32) -> wsb_result {
-    boundary(|| registry::get(s)?.wait_open(ms(timeout_ms)))
+    boundary_on(s, || registry::get(s)?.wait_open(ms(timeout_ms)))
 }
 
 fn send(s: wsb_socket, opcode: u8, payload: &[u8]) -> Result<Code> {
@@ -96,7 +96,7 @@ fn send(s: wsb_socket, opcode: u8, payload: &[u8]) -> Result<Code> {
 /// (nothing queued) when over the send queue limit.
 #[no_mangle]
 pub extern "C" fn wsb_send_text(s: wsb_socket, data: *const c_char, len: usize) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         // SAFETY: NULL-checked in bytes (unless len is 0); the caller provides len bytes.
         let b = unsafe { bytes(data.cast(), len, "data") }?;
         let text = std::str::from_utf8(b).map_err(|e| {
@@ -116,7 +116,7 @@ pub extern "C" fn wsb_send_text(s: wsb_socket, data: *const c_char, len: usize) 
 /// `len` is 0. Copied; returns at once; same rules as wsb_send_text.
 #[no_mangle]
 pub extern "C" fn wsb_send_binary(s: wsb_socket, data: *const c_void, len: usize) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         // SAFETY: NULL-checked in bytes (unless len is 0); the caller provides len bytes.
         let b = unsafe { bytes(data.cast(), len, "data") }?;
         send(s, 2, b)
@@ -128,7 +128,7 @@ pub extern "C" fn wsb_send_binary(s: wsb_socket, data: *const c_void, len: usize
 /// returns at once; same rules as wsb_send_text.
 #[no_mangle]
 pub extern "C" fn wsb_ping(s: wsb_socket, data: *const c_void, len: usize) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         if len > 125 {
             return Err(Error::invalid_argument(format!(
                 "ping payload of {len} bytes is over 125"
@@ -161,7 +161,7 @@ fn check_close_code(code: u16) -> Result<u16> {
 /// then runs on this thread). Any thread.
 #[no_mangle]
 pub extern "C" fn wsb_close(s: wsb_socket, code: u16, reason: *const c_char) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         let code = check_close_code(code)?;
         let reason = if reason.is_null() {
             String::new()
@@ -216,7 +216,7 @@ fn to_c(p: Polled) -> wsb_event {
 /// thread at a time may consume a socket's events.
 #[no_mangle]
 pub extern "C" fn wsb_poll(s: wsb_socket, event: *mut wsb_event) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         if event.is_null() {
             return Err(null_arg("event"));
         }
@@ -240,7 +240,7 @@ pub extern "C" fn wsb_wait_event(
     event: *mut wsb_event,
     timeout_ms: u32,
 ) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         if event.is_null() {
             return Err(null_arg("event"));
         }
@@ -279,7 +279,7 @@ pub extern "C" fn wsb_set_notify(
     f: wsb_notify_fn,
     user_data: *mut c_void,
 ) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         registry::get(s)?.notify.set(f, user_data);
         Ok(Code::WSB_OK)
     })
@@ -288,7 +288,7 @@ pub extern "C" fn wsb_set_notify(
 /// Store the socket's state in `*state`. Any thread; never blocks.
 #[no_mangle]
 pub extern "C" fn wsb_get_state(s: wsb_socket, state: *mut wsb_state) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         if state.is_null() {
             return Err(null_arg("state"));
         }
@@ -310,7 +310,7 @@ pub extern "C" fn wsb_get_state(s: wsb_socket, state: *mut wsb_state) -> wsb_res
 /// blocks.
 #[no_mangle]
 pub extern "C" fn wsb_get_compression(s: wsb_socket, negotiated: *mut bool) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         if negotiated.is_null() {
             return Err(null_arg("negotiated"));
         }
@@ -325,7 +325,7 @@ pub extern "C" fn wsb_get_compression(s: wsb_socket, negotiated: *mut bool) -> w
 /// network (queued, or waiting for the socket to drain). Any thread.
 #[no_mangle]
 pub extern "C" fn wsb_buffered_amount(s: wsb_socket, bytes: *mut usize) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         if bytes.is_null() {
             return Err(null_arg("bytes"));
         }
@@ -344,7 +344,7 @@ pub extern "C" fn wsb_buffered_amount(s: wsb_socket, bytes: *mut usize) -> wsb_r
 /// for a notify callback already running on another thread). Any thread.
 #[no_mangle]
 pub extern "C" fn wsb_free(s: wsb_socket) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         registry::free(s)?;
         Ok(Code::WSB_OK)
     })

@@ -37,3 +37,22 @@ pub(crate) fn reserve_within(
         .max(need);
     buf.try_reserve_exact(target - buf.len())
 }
+
+/// A frame's DEBUG log line (`frame in: text, 12 bytes, FIN`): the header's
+/// facts only, never payload bytes. One wording for both directions.
+pub(crate) fn frame_line(dir: &str, opcode: u8, len: u64, fin: bool, rsv1: bool) -> String {
+    let kind = match opcode {
+        0x0 => "continuation",
+        0x1 => "text",
+        0x2 => "binary",
+        0x8 => "close",
+        0x9 => "ping",
+        0xa => "pong",
+        _ => "reserved opcode",
+    };
+    format!(
+        "frame {dir}: {kind} (0x{opcode:x}), {len} bytes{}{}",
+        if fin { ", FIN" } else { ", no FIN" },
+        if rsv1 { ", RSV1 (compressed)" } else { "" }
+    )
+}

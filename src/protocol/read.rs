@@ -32,6 +32,7 @@ use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
 use super::deflate::{Agreed, InflateError, Inflater};
 use crate::error::{Code, Error};
+use crate::log::log;
 
 /// Largest frame header (2 + 8 length bytes + 4 mask bytes).
 const MAX_HEADER: usize = 14;
@@ -171,6 +172,8 @@ pub struct Reader {
     deflate: Option<Agreed>,
     /// Made for the first compressed message.
     inflater: Option<Inflater>,
+    /// The socket, for the DEBUG line of each frame (0: none).
+    id: u64,
 }
 
 impl Reader {
@@ -186,7 +189,14 @@ impl Reader {
             failed: false,
             deflate,
             inflater: None,
+            id: 0,
         }
+    }
+
+    /// The reader of socket `id`: its frames are logged (DEBUG) under it.
+    pub fn for_socket(mut self, id: u64) -> Reader {
+        self.id = id;
+        self
     }
 
     /// Nothing more is delivered (the connection failed for another reason):
@@ -238,6 +248,12 @@ impl Reader {
         if len as u64 > self.limit || (text && std::str::from_utf8(payload).is_err()) {
             return None;
         }
+        log!(
+            Debug,
+            self.id,
+            "{}",
+            super::frame_line("in", input[0] & 0x0f, len as u64, true, false)
+        );
         Some(Step {
             used: hlen + len,
             item: Some(Item::Message {
@@ -347,6 +363,7 @@ impl Reader {
                         }
                         let payload = &rest[h.len..total];
                         pos += total;
+                        self.log_frame(&h);
                         let item = match c {
                             Control::Ping => Item::Ping(payload),
                             Control::Pong => Item::Pong(payload),
@@ -364,6 +381,7 @@ impl Reader {
                         };
                     }
                     pos += h.len;
+                    self.log_frame(&h);
                     if self.failed {
                         self.state = State::Skip(h.payload);
                         continue;
@@ -432,6 +450,16 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// A frame's DEBUG line, once its header is taken.
+    fn log_frame(&self, h: &Header) {
+        log!(
+            Debug,
+            self.id,
+            "{}",
+            super::frame_line("in", u8::from(h.opcode), h.payload, h.fin, h.rsv & 0x4 != 0)
+        );
     }
 
     /// A fault: deliver nothing more; continue in `next`.
