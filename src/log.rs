@@ -103,19 +103,20 @@ fn env_level() -> Option<Level> {
     })
 }
 
-/// Whether a line at `level` goes anywhere. One relaxed load (the first
-/// call reads `WSBRIDGE_LOG`).
+/// Whether a line at `level` may go anywhere: one relaxed load and one
+/// compare. Before `WSBRIDGE_LOG` has been read (`UNREAD`, above every
+/// level) it says yes, and [`emit`] reads it and decides.
 #[inline]
 pub fn enabled(level: Level) -> bool {
-    let max = MAX.load(Ordering::Relaxed);
-    if max == UNREAD {
-        return first_use() >= level as u8;
-    }
-    level as u8 <= max
+    level as u8 <= MAX.load(Ordering::Relaxed)
 }
 
-#[cold]
-fn first_use() -> u8 {
+/// The level anyone listens to, reading `WSBRIDGE_LOG` at the first use.
+fn max_level() -> u8 {
+    let max = MAX.load(Ordering::Relaxed);
+    if max != UNREAD {
+        return max;
+    }
     let env = env_level().map_or(0, |l| l as u8);
     // A hook installed meanwhile has set MAX already: keep its level.
     match MAX.compare_exchange(UNREAD, env, Ordering::Relaxed, Ordering::Relaxed) {
@@ -147,21 +148,38 @@ pub fn set_hook(hook: Option<(Hook, Level)>) {
     drop(old);
 }
 
-/// Whether the calling thread is inside the host's hook.
+/// Whether the calling thread is inside the host's hook. One relaxed load
+/// while no hook is installed (every API call asks).
 #[inline]
 pub fn in_hook() -> bool {
-    HOOKED.load(Ordering::Relaxed) && IN_HOOK.try_with(Cell::get).unwrap_or(false)
+    HOOKED.load(Ordering::Relaxed) && in_hook_slow()
+}
+
+/// Out of line, so that the thread-local's address (a `__tls_get_addr`
+/// call in a shared library) is not computed ahead of the check above:
+/// measured, it was, on every call.
+#[cold]
+#[inline(never)]
+fn in_hook_slow() -> bool {
+    IN_HOOK.try_with(Cell::get).unwrap_or(false)
 }
 
 /// Hand one line to the hook, or write it to stderr. Callers check
-/// [`enabled`] first (the [`log!`] macro does).
+/// [`enabled`] first (the [`log!`] macro does). The line comes as a
+/// closure that writes it, so the caller's inline code is one call.
 #[cold]
-pub fn emit(level: Level, socket: u64, args: fmt::Arguments<'_>) {
-    let line = match args.as_str() {
-        Some(s) => s.to_owned(),
-        None => args.to_string(),
-    };
-    let line = CString::new(line).unwrap_or_else(|e| {
+#[inline(never)]
+pub fn emit(level: Level, socket: u64, write: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
+    if level as u8 > max_level() {
+        return;
+    }
+    struct Text<'a>(&'a dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result);
+    impl fmt::Display for Text<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            (self.0)(f)
+        }
+    }
+    let line = CString::new(Text(write).to_string()).unwrap_or_else(|e| {
         let mut v = e.into_vec();
         v.retain(|&b| b != 0);
         CString::new(v).unwrap_or_default()
@@ -198,11 +216,16 @@ impl fmt::Display for Line<'_> {
 }
 
 /// Log one line: `log!(Info, socket_id, "format", args...)`. Nothing is
-/// formatted unless the level is enabled.
+/// formatted unless the level is enabled; when it is not, the cost is one
+/// relaxed load and a branch, and the formatting code stays out of line.
 macro_rules! log {
     ($level:ident, $socket:expr, $($arg:tt)+) => {
         if $crate::log::enabled($crate::log::Level::$level) {
-            $crate::log::emit($crate::log::Level::$level, $socket, format_args!($($arg)+))
+            $crate::log::emit(
+                $crate::log::Level::$level,
+                $socket,
+                &|f: &mut ::std::fmt::Formatter<'_>| f.write_fmt(format_args!($($arg)+)),
+            )
         }
     };
 }

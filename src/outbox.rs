@@ -147,6 +147,7 @@ impl Outbox {
         self.push(opcode, payload, false);
     }
 
+    #[inline]
     fn push(&mut self, opcode: u8, payload: &[u8], compressed: bool) {
         if self.masks_left == 0 {
             self.refill_masks();

@@ -134,6 +134,46 @@ static void test_failures(void) {
     wsb_free(s);
 }
 
+/* The log hook. Counters are read only after wsb_set_log(NULL) returned,
+ * which waits for every call in progress. */
+static struct {
+    int lines, info, debug, other, open_seen, close_seen;
+    wsb_result inside;
+    char last[256];
+} logged;
+
+static void on_log(void *user, wsb_log_level level, wsb_socket s, const char *message) {
+    (void)user;
+    logged.lines++;
+    if (level == WSB_LOG_INFO) logged.info++;
+    else if (level == WSB_LOG_DEBUG) logged.debug++;
+    else logged.other++;
+    if (strcmp(message, "OPEN") == 0) logged.open_seen = 1;
+    if (strncmp(message, "CLOSE 1000 clean", 16) == 0) logged.close_seen = 1;
+    if (logged.lines == 1) logged.inside = wsb_send_text(s, "x", 1); /* refused in the hook */
+    snprintf(logged.last, sizeof logged.last, "%s", message);
+}
+
+static void test_log(void) {
+    wsb_socket s = 0;
+    wsb_event ev;
+    int ok;
+    CHECK(wsb_set_log(on_log, NULL, (wsb_log_level)0) == WSB_ERR_INVALID_ARGUMENT, "log level 0 refused");
+    CHECK(wsb_set_log(on_log, NULL, (wsb_log_level)5) == WSB_ERR_INVALID_ARGUMENT, "log level 5 refused");
+    CHECK(wsb_set_log(on_log, NULL, WSB_LOG_INFO) == WSB_OK, "set_log INFO");
+    CHECK(wsb_connect(url("/echo"), NULL, &s) == WSB_OK && wsb_wait_open(s, 10000) == WSB_OK, "open with a log hook");
+    ok = next(s, &ev) == WSB_OK && ev.kind == WSB_EVENT_OPEN;
+    ok = ok && wsb_send_text(s, "logged?", 7) == WSB_OK && next(s, &ev) == WSB_OK && ev.kind == WSB_EVENT_TEXT;
+    ok = ok && wsb_close(s, 1000, NULL) == WSB_OK && next(s, &ev) == WSB_OK && ev.kind == WSB_EVENT_CLOSE;
+    CHECK(ok, "echo and close with a log hook");
+    CHECK(wsb_set_log(NULL, NULL, (wsb_log_level)0) == WSB_OK, "set_log NULL");
+    CHECK(logged.open_seen && logged.close_seen && logged.info >= 4, "INFO lines: OPEN ... CLOSE");
+    CHECK(logged.debug == 0 && logged.other == 0, "nothing above the level set");
+    CHECK(logged.inside == WSB_ERR_IN_LOG_HOOK, "a call from inside the hook is refused");
+    CHECK(strcmp(wsb_result_name(WSB_ERR_IN_LOG_HOOK), "WSB_ERR_IN_LOG_HOOK") == 0, "IN_LOG_HOOK's name");
+    wsb_free(s);
+}
+
 static void test_shutdown(void) {
     wsb_socket a = 0, b = 0;
     wsb_state st;
@@ -158,6 +198,7 @@ int main(int argc, char **argv) {
     test_urls();
     test_echo();
     test_failures();
+    test_log();
     test_shutdown();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
