@@ -318,7 +318,10 @@ void wsb_shutdown(uint32_t timeout_ms);
  * (wsb_options_new returns NULL; wsb_options_free and wsb_shutdown just
  * return), because a hook may run while the library holds a socket's
  * locks. Lines never contain payload bytes, header values of
- * Authorization, Cookie and Proxy-Authorization, or proxy credentials.
+ * Authorization, Cookie, Proxy-Authorization and other credentials-bearing
+ * headers (names containing auth, cookie, token, secret, password or
+ * api-key), or proxy credentials. The upgrade request line (DEBUG) shows
+ * the URL's path and query as sent.
  *
  * With no hook installed and the environment variable WSBRIDGE_LOG set to
  * error, warn, info or debug (read once, at the first use), the same lines

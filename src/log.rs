@@ -232,10 +232,16 @@ macro_rules! log {
 pub(crate) use log;
 
 /// A header as it may be logged: the values of credentials-bearing headers
-/// are replaced by `[redacted]`.
+/// are replaced by `[redacted]`: `Authorization`, `Cookie`,
+/// `Proxy-Authorization`, and any header whose name contains `auth`,
+/// `cookie`, `token`, `secret`, `password` or `api-key`/`apikey` (any
+/// case), such as `X-Auth-Token` or `X-Api-Key`.
 pub fn redact_header(name: &str, value: &str) -> String {
-    const SECRET: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
-    if SECRET.iter().any(|s| name.eq_ignore_ascii_case(s)) {
+    const SECRET: [&str; 7] = [
+        "auth", "cookie", "token", "secret", "password", "api-key", "apikey",
+    ];
+    let lower = name.to_ascii_lowercase();
+    if SECRET.iter().any(|s| lower.contains(s)) {
         format!("{name}: [redacted]")
     } else {
         format!("{name}: {value}")
@@ -264,11 +270,11 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_in_any_case() {
-        let head = b"GET / HTTP/1.1\r\nHost: h\r\nauthorization: Bearer s3cret\r\nCOOKIE: a=b\r\nProxy-Authorization: Basic eA==\r\nX-Other: shown\r\n\r\n";
+        let head = b"GET / HTTP/1.1\r\nHost: h\r\nauthorization: Bearer s3cret\r\nCOOKIE: a=b\r\nProxy-Authorization: Basic eA==\r\nX-Auth-Token: t\r\nX-API-Key: k\r\nX-Other: shown\r\n\r\n";
         let shown = redact_head(head);
         assert_eq!(
             shown,
-            "GET / HTTP/1.1 | Host: h | authorization: [redacted] | COOKIE: [redacted] | Proxy-Authorization: [redacted] | X-Other: shown"
+            "GET / HTTP/1.1 | Host: h | authorization: [redacted] | COOKIE: [redacted] | Proxy-Authorization: [redacted] | X-Auth-Token: [redacted] | X-API-Key: [redacted] | X-Other: shown"
         );
     }
 

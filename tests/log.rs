@@ -332,11 +332,17 @@ fn refusing_proxy() -> (u16, thread::JoinHandle<String>) {
 fn secrets_never_reach_the_log() {
     let srv = TestServer::start();
     let hook = Hooked::install(DEBUG);
-    let secrets = ["TOKEN-SECRET-1", "COOKIE-SECRET-2", "PROXY-SECRET-3"];
+    let secrets = [
+        "TOKEN-SECRET-1",
+        "COOKIE-SECRET-2",
+        "PROXY-SECRET-3",
+        "API-SECRET-4",
+    ];
 
     let o = Opts::new()
         .header("Authorization", "Bearer TOKEN-SECRET-1")
         .header("cookie", "sid=COOKIE-SECRET-2")
+        .header("X-Api-Token", "API-SECRET-4")
         .header("X-Visible", "shown");
     let ws = Ws::open(&srv.url("/echo"), Some(&o));
     assert_eq!(ws.close(1000, None), WSB_OK);
@@ -349,6 +355,7 @@ fn secrets_never_reach_the_log() {
     for shown in [
         "Authorization: [redacted]",
         "cookie: [redacted]",
+        "X-Api-Token: [redacted]",
         "X-Visible: shown",
     ] {
         assert!(request.text.contains(shown), "{shown}: {}", request.text);
