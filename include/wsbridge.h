@@ -309,8 +309,9 @@ void wsb_shutdown(uint32_t timeout_ms);
  * hook takes.
  *
  * `f(user_data, level, s, message)` runs on the thread doing the work: the
- * socket's I/O thread, or the calling thread for an error a call returns
- * and for the frame a send writes. Several threads may call it at once. It
+ * socket's I/O thread, or the calling thread for what a call does itself
+ * (an error it returns, the frame a send writes, the CLOSE of a connect
+ * that wsb_close abandons). Several threads may call it at once. It
  * must return soon (it holds up that socket), and must not unwind or
  * long-jump. `message` is valid only during the call. Inside it only
  * wsb_last_error, wsb_result_name, wsb_version and wsb_abi_version work:
