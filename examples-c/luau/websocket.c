@@ -516,18 +516,31 @@ static void fire(lua_State *L, ws_rec *rec, int which, int nargs)
 /* ------------------------------------------------------------------------ */
 /* The WebSocket object.                                                     */
 
-/* ws:Send(message [, binary]) */
+/* ws:Send(message [, binary]): a string goes as text, or as binary when
+   `binary` is true; a buffer always goes as binary. */
 static int ws_send(lua_State *L)
 {
     ws_rec *rec = check_ws(L, 1);
     size_t len;
-    const char *msg = luaL_checklstring(L, 2, &len);
-    int binary = lua_toboolean(L, 3);
+    const void *msg;
+    int binary;
     wsb_result r;
     char err[MAX_ERROR];
+    if (lua_isbuffer(L, 2)) {
+        msg = lua_tobuffer(L, 2, &len);
+        if (lua_isboolean(L, 3) && !lua_toboolean(L, 3))
+            luaL_error(L, "WebSocket:Send: a buffer is always sent as binary; pass true or nothing as the "
+                          "second argument");
+        binary = 1;
+    } else if (lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER) {
+        msg = lua_tolstring(L, 2, &len);
+        binary = lua_toboolean(L, 3);
+    } else {
+        luaL_typeerrorL(L, 2, "string or buffer");
+    }
     if (!rec->handle || rec->state != WS_OPEN)
         luaL_error(L, "WebSocket is closed");
-    r = binary ? wsb_send_binary(rec->handle, msg, len) : wsb_send_text(rec->handle, msg, len);
+    r = binary ? wsb_send_binary(rec->handle, msg, len) : wsb_send_text(rec->handle, (const char *)msg, len);
     switch (r) {
     case WSB_OK:
         return 0;
@@ -810,7 +823,13 @@ static void handle_event(lua_State *L, ws_rec *rec, const wsb_event *ev, int obj
     case WSB_EVENT_BINARY:
         if (obj && rec->listeners > 0) {
             lua_checkstack(L, 4);
-            lua_pushlstring(L, ev->data, ev->len);
+            if (ev->kind == WSB_EVENT_BINARY && rec->st->host.binary_as_buffer) {
+                void *b = lua_newbuffer(L, ev->len);
+                if (ev->len)
+                    memcpy(b, ev->data, ev->len);
+            } else {
+                lua_pushlstring(L, ev->data, ev->len);
+            }
             lua_pushboolean(L, ev->kind == WSB_EVENT_BINARY);
             fire(L, rec, SIG_MESSAGE, 2);
         }
