@@ -10,7 +10,7 @@
 #   bin/wsbridge.dll  bin/wsb-luau.exe
 #   lib/wsbridge.lib  (MSVC)  lib/libwsbridge.dll.a  (mingw)  lib/wsbridge.def
 #   include/wsbridge.h
-#   luau/websocket.c  luau/websocket.h
+#   luau/websocket.c  luau/websocket.h  luau/signals.c  luau/signals.h
 #   README-windows.md  LICENSE-MIT  LICENSE-APACHE  LICENSE-Luau.txt
 #
 # Prints the zip's file list. Needs python3 (its zipfile module makes the zip:
@@ -24,7 +24,8 @@ mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/include" "$STAGE/luau"
 cp "$DIST/wsbridge.dll" "$BIN/wsb-luau.exe" "$STAGE/bin/"
 cp "$DIST/wsbridge.lib" "$DIST/libwsbridge.dll.a" "$DIST/wsbridge.def" "$STAGE/lib/"
 cp include/wsbridge.h "$STAGE/include/"
-cp examples-c/luau/websocket.c examples-c/luau/websocket.h "$STAGE/luau/"
+cp examples-c/luau/websocket.c examples-c/luau/websocket.h examples-c/luau/signals.c examples-c/luau/signals.h \
+    "$STAGE/luau/"
 cp scripts/README-windows.md LICENSE-MIT LICENSE-APACHE "$STAGE/"
 # wsb-luau.exe contains Luau (MIT, Roblox).
 cp examples-c/luau/vm/include/LICENSE.txt "$STAGE/LICENSE-Luau.txt"

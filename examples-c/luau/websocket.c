@@ -1,25 +1,30 @@
 /*
  * websocket.c — the WebSocket library for Luau scripts, on top of wsbridge.
  *
- * The reference binding: copy this file and websocket.h into your Luau host
- * (executor). It uses only Luau's C API (lua.h, lualib.h) and wsbridge.h.
- * Scripts get the standard (sUNC) API:
+ * The reference binding: copy this file, websocket.h, signals.c and
+ * signals.h into your Luau host (executor). It uses only Luau's C API
+ * (lua.h, lualib.h), wsbridge.h and a mutex (pthreads, or a Windows
+ * critical section). Scripts get the standard (sUNC) API:
  *
  *     local ws = WebSocket.connect("wss://example.org/socket")  -- yields until open
  *     ws.OnMessage:Connect(function(message, isBinary) print(message) end)
  *     ws.OnClose:Connect(function(code, reason) print("closed", code) end)
  *     ws:Send("hello")            -- text; ws:Send(bytes, true) sends binary
+ *     ws:Send(buffer.create(8))   -- a buffer always goes as binary
  *     ws:Close()
  *
  * WebSocket.connect(url [, {headers = {...}, protocols = {...}, timeout = s}])
  * yields the calling coroutine until the socket is open and raises
  * "WebSocket.connect: <cause>" on failure. Like a browser, it offers
  * permessage-deflate compression (RFC 7692); the host can switch that off
- * (wsluau_host.disable_compression). Signals (OnMessage, OnClose) have
- * Connect / Once / Wait; connections have Disconnect / Connected. Each handler
- * runs in its own new coroutine. A socket object nobody can reach is closed
- * and freed by the garbage collector, but one that is connecting, or open with
- * handlers connected (or coroutines in :Wait()), stays alive by itself.
+ * (wsluau_host.disable_compression). OnMessage delivers every message as a
+ * string unless the host sets wsluau_host.binary_as_buffer (binary messages
+ * then arrive as buffers). OnMessage and OnClose are signals (signals.c):
+ * Connect / Once / Wait; connections have Disconnect / Connected; each
+ * handler runs in its own new coroutine. A socket object nobody can reach is
+ * closed and freed by the garbage collector, but one that is connecting, or
+ * open with handlers connected (or coroutines in :Wait()), stays alive by
+ * itself.
  *
  * HOW A HOST USES IT (two entry points, plus shutdown; see websocket.h):
  *
@@ -28,14 +33,15 @@
  *      the binding two hooks into your scheduler: `resume` (run a coroutine
  *      task.spawn-style and handle its errors/yields) and `wake` (called on
  *      a network thread when events are waiting: wake your scheduler, e.g.
- *      signal a condition variable); and settings: `disable_compression`
- *      (non-zero: sockets do not offer permessage-deflate).
+ *      signal a condition variable); and settings: `disable_compression`,
+ *      `binary_as_buffer`.
  *
  *   2. wsluau_pump(L) — call it on the scheduler thread on every scheduler
- *      step (or whenever `wake` fired). It never blocks: it drains every live
- *      socket's events and, right there, resumes coroutines waiting in
- *      WebSocket.connect and fires OnMessage / OnClose. Handlers therefore run
- *      on your scheduler thread only, never on a network thread.
+ *      step (or whenever `wake` fired). It never blocks: it drains the
+ *      events of the sockets that reported some and, right there, resumes
+ *      coroutines waiting in WebSocket.connect and fires OnMessage /
+ *      OnClose. Handlers therefore run on your scheduler thread only, never
+ *      on a network thread.
  *
  *   wsluau_active(L) says whether sockets are still connecting/open/closing
  *   (keep the scheduler running while it is non-zero), and
@@ -46,8 +52,17 @@
  * WebSocket.connect and signal:Wait can yield. Compile with the same
  * LUAI_MAXCSTACK as your Luau VM.
  *
- * Threading: all of this runs on one thread (the scheduler's). The only code
- * that runs elsewhere is on_notify, which calls host.wake and nothing else.
+ * Threading and the ready set: everything runs on one thread (the
+ * scheduler's) except on_notify, which wsbridge calls on a socket's I/O
+ * thread when it queued an event. on_notify only puts that socket's handle
+ * into the ready set (under `lock`, at most once until the next pump) and,
+ * if it was not there yet, calls host.wake. wsluau_pump swaps the ready set
+ * out under the lock and polls just those sockets until each is empty, so a
+ * pump costs in proportion to the sockets that have events, not to all
+ * sockets. A notification that arrives while the pump runs puts the socket
+ * back into the (new) ready set: the next pump polls it again, so nothing is
+ * lost. Handles are looked up in a hash table; a handle that was freed
+ * meanwhile is simply not found.
  */
 
 #include <stdint.h>
@@ -57,13 +72,32 @@
 
 #include "lua.h"
 #include "lualib.h"
+#include "signals.h"
 #include "websocket.h"
 #include "wsbridge.h"
 
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+typedef CRITICAL_SECTION ws_mutex;
+static void mutex_init(ws_mutex *m) { InitializeCriticalSection(m); }
+static void mutex_destroy(ws_mutex *m) { DeleteCriticalSection(m); }
+static void mutex_lock(ws_mutex *m) { EnterCriticalSection(m); }
+static void mutex_unlock(ws_mutex *m) { LeaveCriticalSection(m); }
+#else
+#include <pthread.h>
+typedef pthread_mutex_t ws_mutex;
+static void mutex_init(ws_mutex *m) { pthread_mutex_init(m, NULL); }
+static void mutex_destroy(ws_mutex *m) { pthread_mutex_destroy(m); }
+static void mutex_lock(ws_mutex *m) { pthread_mutex_lock(m); }
+static void mutex_unlock(ws_mutex *m) { pthread_mutex_unlock(m); }
+#endif
+
 #define STATE_KEY "wsluau.state"
+#define SIGNALS_KEY "wsluau.signals" /* weak-valued cache: (rec + which) -> signal */
 #define WS_MT "WebSocket"
-#define SIGNAL_MT "wsluau.signal"
-#define CONN_MT "wsluau.connection"
 
 #define DEFAULT_CONNECT_TIMEOUT_S 30.0
 #define MAX_ERROR 512
@@ -71,35 +105,213 @@
 enum { SIG_MESSAGE = 0, SIG_CLOSE = 1 };
 enum { WS_CONNECTING, WS_OPEN, WS_CLOSING, WS_CLOSED };
 
-/* Slots of a socket's anchor table (see ws_rec.anchor_ref). */
-enum { A_OBJECT = 1, A_HANDLERS = 2, A_WAITERS = 4 }; /* + SIG_* */
-/* Slots of a handler entry {id, fn, once}. */
-enum { H_ID = 1, H_FN = 2, H_ONCE = 3 };
-
 typedef struct ws_state ws_state;
 
 /* The C side of one WebSocket object; it lives inside the object's userdata. */
 typedef struct ws_rec {
     ws_state *st; /* NULL once the binding has shut down */
-    struct ws_rec *prev, *next;
-    wsb_socket handle; /* 0 once freed */
-    wsb_socket id;     /* the handle it was created with (never reused) */
-    int state;         /* WS_* as far as dispatched events tell */
-    /* Registry ref of the anchor table {object, handlers[2], waiters[2]}, or
-       LUA_NOREF. It exists while the socket is connecting, or not closed and
-       has listeners: that is what keeps such a socket alive. */
+    struct ws_rec *prev, *next; /* every object, for wsluau_shutdown */
+    wsb_socket handle;          /* 0 once released */
+    int state;                  /* WS_* as far as dispatched events tell */
+    /* While connecting: registry refs of the object (which keeps a
+       connecting socket alive) and of the coroutine waiting in
+       WebSocket.connect. LUA_NOREF otherwise. */
     int anchor_ref;
-    int connect_ref; /* the coroutine waiting in WebSocket.connect, or LUA_NOREF */
-    int listeners;   /* connected handlers + coroutines in signal:Wait() */
+    int connect_ref;
+    /* Listeners of OnMessage and OnClose together (signals.c counts them for
+       us). A signal with listeners keeps itself and this object alive. */
+    int listeners;
 } ws_rec;
+
+/* One entry of the handle -> socket table (open addressing, linear probing;
+   handle 0 marks an empty slot). */
+typedef struct ws_slot {
+    wsb_socket handle;
+    ws_rec *rec;
+    int queued; /* in the ready set (guarded by ws_state.lock) */
+} ws_slot;
 
 struct ws_state {
     wsluau_host host;
     ws_rec *head, *tail;
     int active; /* sockets not closed */
     int shutting_down;
-    double next_conn_id;
+    int pumping;
+    /* Guards what on_notify touches: `slots` (changed only by the scheduler
+       thread, which also reads it without the lock), the `queued` flags and
+       `ready`/`ready_len`. */
+    ws_mutex lock;
+    ws_slot *slots; /* `cap` slots, a power of two, at most half full */
+    size_t cap, count;
+    /* The ready set: handles that notified since the last pump, each once.
+       `taken` is what the running pump drains. Both hold `cap` handles, so
+       on_notify never allocates. */
+    wsb_socket *ready, *taken;
+    size_t ready_len, taken_len;
 };
+
+/* ------------------------------------------------------------------------ */
+/* The handle table and the ready set.                                      */
+
+static size_t hash_handle(wsb_socket h)
+{
+    uint64_t x = (uint64_t)h;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+/* The slot holding `h`, or the empty slot where it would go. */
+static size_t slot_index(const ws_state *st, wsb_socket h)
+{
+    size_t mask = st->cap - 1, i = hash_handle(h) & mask;
+    while (st->slots[i].handle != 0 && st->slots[i].handle != h)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* The socket with handle `h`, or NULL. Scheduler thread only. */
+static ws_rec *lookup(const ws_state *st, wsb_socket h)
+{
+    const ws_slot *slot;
+    if (st->cap == 0)
+        return NULL;
+    slot = &st->slots[slot_index(st, h)];
+    return slot->handle == h ? slot->rec : NULL;
+}
+
+/* Makes room for one more socket (scheduler thread). 0 when out of memory. */
+static int reserve(ws_state *st)
+{
+    size_t cap, old_cap = st->cap;
+    ws_slot *slots, *old_slots;
+    wsb_socket *ready, *taken, *old_ready;
+    if ((st->count + 1) * 2 <= st->cap)
+        return 1;
+    cap = st->cap ? st->cap * 2 : 16;
+    slots = (ws_slot *)calloc(cap, sizeof *slots);
+    ready = (wsb_socket *)malloc(cap * sizeof *ready);
+    taken = (wsb_socket *)realloc(st->taken, cap * sizeof *taken);
+    if (taken)
+        st->taken = taken; /* a running pump indexes st->taken afresh */
+    if (!slots || !ready || !taken) {
+        free(slots);
+        free(ready);
+        return 0;
+    }
+    mutex_lock(&st->lock);
+    old_slots = st->slots;
+    old_ready = st->ready;
+    if (st->ready_len)
+        memcpy(ready, old_ready, st->ready_len * sizeof *ready);
+    st->slots = slots;
+    st->ready = ready;
+    st->cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old_slots[i].handle != 0)
+            st->slots[slot_index(st, old_slots[i].handle)] = old_slots[i];
+    mutex_unlock(&st->lock);
+    free(old_slots);
+    free(old_ready);
+    return 1;
+}
+
+/* Adds a socket; reserve() made room. */
+static void table_add(ws_state *st, ws_rec *rec)
+{
+    ws_slot *slot;
+    mutex_lock(&st->lock);
+    slot = &st->slots[slot_index(st, rec->handle)];
+    slot->handle = rec->handle;
+    slot->rec = rec;
+    slot->queued = 0;
+    st->count++;
+    mutex_unlock(&st->lock);
+}
+
+/* Removes a socket (backward-shift deletion: no tombstones). */
+static void table_remove(ws_state *st, wsb_socket h)
+{
+    size_t mask, i, j;
+    if (st->cap == 0)
+        return;
+    mask = st->cap - 1;
+    mutex_lock(&st->lock);
+    i = slot_index(st, h);
+    if (st->slots[i].handle == h) {
+        /* Out of the ready set too, so that it only ever holds sockets of
+           the table (at most `count` <= `cap` of them). */
+        if (st->slots[i].queued) {
+            for (size_t k = 0; k < st->ready_len; k++) {
+                if (st->ready[k] == h) {
+                    st->ready[k] = st->ready[--st->ready_len];
+                    break;
+                }
+            }
+        }
+        for (j = (i + 1) & mask; st->slots[j].handle != 0; j = (j + 1) & mask) {
+            size_t home = hash_handle(st->slots[j].handle) & mask;
+            /* Move the entry at j into the hole at i unless its home slot
+               lies cyclically in (i, j]. */
+            int stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+            if (!stays) {
+                st->slots[i] = st->slots[j];
+                i = j;
+            }
+        }
+        st->slots[i].handle = 0;
+        st->slots[i].rec = NULL;
+        st->count--;
+    }
+    mutex_unlock(&st->lock);
+}
+
+/* Puts `h` into the ready set unless it is there already (or unknown).
+   Returns 1 if it was added. Any thread; takes the lock. */
+static int mark_ready(ws_state *st, wsb_socket h)
+{
+    int added = 0;
+    mutex_lock(&st->lock);
+    if (st->cap != 0) {
+        ws_slot *slot = &st->slots[slot_index(st, h)];
+        if (slot->handle == h && !slot->queued) {
+            slot->queued = 1;
+            st->ready[st->ready_len++] = h;
+            added = 1;
+        }
+    }
+    mutex_unlock(&st->lock);
+    return added;
+}
+
+/* Runs on a socket's I/O thread: record which socket has events, and wake
+   the scheduler if that is news. */
+static void on_notify(void *user_data, wsb_socket socket)
+{
+    ws_state *st = (ws_state *)user_data;
+    if (mark_ready(st, socket) && st->host.wake)
+        st->host.wake(st->host.ud);
+}
+
+/* Moves the ready set to st->taken (emptying it), and clears the queued flags
+   so that notifications from now on put those sockets back. */
+static void take_ready(ws_state *st)
+{
+    wsb_socket *swap;
+    mutex_lock(&st->lock);
+    swap = st->taken;
+    st->taken = st->ready;
+    st->taken_len = st->ready_len;
+    st->ready = swap;
+    st->ready_len = 0;
+    for (size_t i = 0; i < st->taken_len; i++) {
+        ws_slot *slot = &st->slots[slot_index(st, st->taken[i])];
+        if (slot->handle == st->taken[i])
+            slot->queued = 0;
+    }
+    mutex_unlock(&st->lock);
+}
 
 /* ------------------------------------------------------------------------ */
 /* State, helpers.                                                           */
@@ -147,19 +359,13 @@ static void unlink_rec(ws_rec *rec)
     rec->prev = rec->next = NULL;
 }
 
-static ws_rec *find_rec(ws_state *st, wsb_socket id)
-{
-    for (ws_rec *rec = st->head; rec; rec = rec->next)
-        if (rec->id == id)
-            return rec;
-    return NULL;
-}
-
 /* Forgets the library socket: no more events or notifications. */
 static void release_handle(ws_rec *rec)
 {
     if (rec->handle) {
         wsb_set_notify(rec->handle, NULL, NULL);
+        if (rec->st)
+            table_remove(rec->st, rec->handle);
         wsb_free(rec->handle);
         rec->handle = 0;
     }
@@ -175,8 +381,9 @@ static void mark_closed(ws_rec *rec)
 }
 
 /* Userdata destructor: the object became unreachable (or the state closes).
-   Runs inside the garbage collector: no Luau calls here. An object with an
-   anchor is reachable, so it only gets here without one. */
+   Runs inside the garbage collector: no Luau calls here. An object that is
+   connecting or listened to is reachable, so it only gets here without
+   either. */
 static void ws_dtor(lua_State *L, void *p)
 {
     ws_rec *rec = (ws_rec *)p;
@@ -188,19 +395,10 @@ static void ws_dtor(lua_State *L, void *p)
     }
 }
 
-/* Runs on a network thread: only wake the scheduler. */
-static void on_notify(void *user_data, wsb_socket socket)
-{
-    ws_state *st = (ws_state *)user_data;
-    (void)socket;
-    if (st->host.wake)
-        st->host.wake(st->host.ud);
-}
-
 static void resume(ws_state *st, lua_State *L, lua_State *co, int nargs, int error)
 {
     int status;
-    if (st->host.resume) {
+    if (st && st->host.resume) {
         st->host.resume(st->host.ud, co, nargs, error);
         return;
     }
@@ -213,321 +411,133 @@ static void resume(ws_state *st, lua_State *L, lua_State *co, int nargs, int err
     lua_settop(co, 0);
 }
 
-/* Pushes the anchor table of `rec`, creating it (with the object at
-   `obj_idx`) if needed. */
-static void push_anchor(lua_State *L, ws_rec *rec, int obj_idx)
+/* Drops what kept a connecting socket alive (the connect has an outcome). */
+static void release_connect(lua_State *L, ws_rec *rec)
 {
-    if (rec->anchor_ref != LUA_NOREF) {
-        lua_getref(L, rec->anchor_ref);
-        return;
-    }
-    obj_idx = lua_absindex(L, obj_idx);
-    lua_createtable(L, 5, 0);
-    lua_pushvalue(L, obj_idx);
-    lua_rawseti(L, -2, A_OBJECT);
-    for (int i = A_HANDLERS; i <= A_WAITERS + 1; i++) {
-        lua_newtable(L);
-        lua_rawseti(L, -2, i);
-    }
-    rec->anchor_ref = lua_ref(L, -1);
-}
-
-/* Drops the anchor when nothing needs the socket alive any more. */
-static void update_anchor(lua_State *L, ws_rec *rec)
-{
-    int needed = rec->state != WS_CLOSED && (rec->connect_ref != LUA_NOREF || rec->listeners > 0);
-    if (!needed && rec->anchor_ref != LUA_NOREF) {
-        lua_unref(L, rec->anchor_ref);
-        rec->anchor_ref = LUA_NOREF;
-        rec->listeners = 0;
-    }
+    lua_unref(L, rec->anchor_ref);
+    lua_unref(L, rec->connect_ref);
+    rec->anchor_ref = LUA_NOREF;
+    rec->connect_ref = LUA_NOREF;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Signals and connections.                                                  */
-/*                                                                           */
-/* A signal is a read-only table {object, which}; a connection is a          */
-/* read-only table {object, which, id}. Handlers live in the socket's anchor */
-/* table, so a handler that refers to the socket makes no cycle the garbage  */
-/* collector cannot break once the socket is closed.                         */
+/* OnMessage and OnClose: signals from signals.c, made on first use and      */
+/* cached (weak values) under (rec + which). A signal refers to its object,  */
+/* and one with listeners keeps itself alive: so an open socket with         */
+/* handlers stays alive, and one without can be collected.                   */
 
-static ws_rec *check_signal(lua_State *L, int idx, int *which)
+static void signal_resume(void *ud, lua_State *L, lua_State *co, int nargs)
 {
-    ws_rec *rec;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    if (!lua_getmetatable(L, idx))
-        luaL_typeerrorL(L, idx, "WebSocket signal");
-    luaL_getmetatable(L, SIGNAL_MT);
-    if (!lua_rawequal(L, -1, -2))
-        luaL_typeerrorL(L, idx, "WebSocket signal");
-    lua_pop(L, 2);
-    lua_rawgeti(L, idx, 1);
-    rec = (ws_rec *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    lua_rawgeti(L, idx, 2);
-    *which = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    return rec;
+    resume(((ws_rec *)ud)->st, L, co, nargs, 0);
 }
 
-/* Pushes a new connection object for (object at obj_idx, which, id). */
-static void push_connection(lua_State *L, int obj_idx, int which, double id)
+static void signal_listeners_changed(void *ud, int delta)
 {
-    obj_idx = lua_absindex(L, obj_idx);
-    lua_createtable(L, 3, 0);
-    lua_pushvalue(L, obj_idx);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, which);
-    lua_rawseti(L, -2, 2);
-    lua_pushnumber(L, id);
-    lua_rawseti(L, -2, 3);
-    luaL_getmetatable(L, CONN_MT);
-    lua_setmetatable(L, -2);
-    lua_setreadonly(L, -1, 1);
+    ((ws_rec *)ud)->listeners += delta;
 }
 
-static int connect_handler(lua_State *L, int once)
+static const luasig_hooks signal_hooks = {signal_resume, signal_listeners_changed, "WebSocket is closed"};
+
+/* Pushes the signal `which` of `rec` (object at obj_idx), creating it if
+   `obj_idx` is non-zero; pushes nil if it does not exist and obj_idx is 0. */
+static void push_signal(lua_State *L, ws_rec *rec, int which, int obj_idx)
 {
-    int which;
-    ws_rec *rec = check_signal(L, 1, &which);
-    ws_state *st = rec->st;
-    double id = 0;
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_settop(L, 2);
-    lua_rawgeti(L, 1, 1); /* the object: index 3 */
-    if (st && rec->state != WS_CLOSED) {
-        /* A closed socket never fires again: its connection starts out
-           disconnected. */
-        int n;
-        id = ++st->next_conn_id;
-        push_anchor(L, rec, 3);
-        lua_rawgeti(L, -1, A_HANDLERS + which);
-        n = lua_objlen(L, -1);
-        lua_createtable(L, 3, 0);
-        lua_pushnumber(L, id);
-        lua_rawseti(L, -2, H_ID);
-        lua_pushvalue(L, 2);
-        lua_rawseti(L, -2, H_FN);
-        lua_pushboolean(L, once);
-        lua_rawseti(L, -2, H_ONCE);
-        lua_rawseti(L, -2, n + 1);
-        lua_pop(L, 2);
-        rec->listeners++;
+    if (obj_idx != 0)
+        obj_idx = lua_absindex(L, obj_idx);
+    lua_rawgetfield(L, LUA_REGISTRYINDEX, SIGNALS_KEY);
+    lua_pushlightuserdata(L, (char *)rec + which);
+    lua_rawget(L, -2);
+    if (lua_isnil(L, -1) && obj_idx != 0) {
+        lua_pop(L, 1);
+        luasig_new(L, obj_idx, &signal_hooks, rec);
+        if (rec->state == WS_CLOSED)
+            luasig_close(L, -1); /* a closed socket never fires again */
+        lua_pushlightuserdata(L, (char *)rec + which);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
     }
-    push_connection(L, 3, which, id);
-    return 1;
-}
-
-/* signal:Connect(fn) -> connection */
-static int signal_connect(lua_State *L)
-{
-    return connect_handler(L, 0);
-}
-
-/* signal:Once(fn) -> connection: disconnects itself before its first call. */
-static int signal_once(lua_State *L)
-{
-    return connect_handler(L, 1);
-}
-
-/* signal:Wait() -> the arguments of the next firing. Yields. */
-static int signal_wait(lua_State *L)
-{
-    int which, n;
-    ws_rec *rec = check_signal(L, 1, &which);
-    if (!rec->st || rec->state == WS_CLOSED)
-        luaL_error(L, "WebSocket is closed");
-    if (!lua_isyieldable(L))
-        luaL_error(L, "signal:Wait: the current thread cannot yield");
-    lua_rawgeti(L, 1, 1);
-    push_anchor(L, rec, -1);
-    lua_rawgeti(L, -1, A_WAITERS + which);
-    n = lua_objlen(L, -1);
-    lua_pushthread(L);
-    lua_rawseti(L, -2, n + 1);
-    lua_pop(L, 3);
-    rec->listeners++;
-    return lua_yield(L, 0);
-}
-
-/* Finds the handler with connection `id`; pushes the handlers list and
-   returns the entry's position in it (0 if absent, list pushed anyway). */
-static int find_handler(lua_State *L, ws_rec *rec, int which, double id)
-{
-    int n;
-    if (rec->anchor_ref == LUA_NOREF || id == 0) {
-        lua_pushnil(L);
-        return 0;
-    }
-    lua_getref(L, rec->anchor_ref);
-    lua_rawgeti(L, -1, A_HANDLERS + which);
     lua_remove(L, -2);
-    n = lua_objlen(L, -1);
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, -1, i);
-        lua_rawgeti(L, -1, H_ID);
-        double hid = lua_tonumber(L, -1);
-        lua_pop(L, 2);
-        if (hid == id)
-            return i;
-    }
-    return 0;
 }
 
-static ws_rec *check_connection(lua_State *L, int idx, int *which, double *id)
+/* Fires signal `which` of `rec` with the `nargs` values on top (popped);
+   with `last`, closes it before its handlers run. */
+static void fire(lua_State *L, ws_rec *rec, int which, int nargs, int last)
 {
-    ws_rec *rec;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    if (!lua_getmetatable(L, idx))
-        luaL_typeerrorL(L, idx, "WebSocket connection");
-    luaL_getmetatable(L, CONN_MT);
-    if (!lua_rawequal(L, -1, -2))
-        luaL_typeerrorL(L, idx, "WebSocket connection");
-    lua_pop(L, 2);
-    lua_rawgeti(L, idx, 1);
-    rec = (ws_rec *)lua_touserdata(L, -1);
-    lua_rawgeti(L, idx, 2);
-    *which = (int)lua_tointeger(L, -1);
-    lua_rawgeti(L, idx, 3);
-    *id = lua_tonumber(L, -1);
-    lua_pop(L, 3);
-    return rec;
-}
-
-/* connection:Disconnect(): the handler is not called again. Idempotent. */
-static int connection_disconnect(lua_State *L)
-{
-    int which;
-    double id;
-    ws_rec *rec = check_connection(L, 1, &which, &id);
-    int pos = find_handler(L, rec, which, id);
-    if (pos > 0) {
-        int n = lua_objlen(L, -1);
-        for (int i = pos; i < n; i++) {
-            lua_rawgeti(L, -1, i + 1);
-            lua_rawseti(L, -2, i);
-        }
-        lua_pushnil(L);
-        lua_rawseti(L, -2, n);
-        rec->listeners--;
-        update_anchor(L, rec);
-    }
-    lua_pop(L, 1);
-    return 0;
-}
-
-/* connection.Connected, connection.Disconnect */
-static int connection_index(lua_State *L)
-{
-    const char *key = luaL_checkstring(L, 2);
-    if (strcmp(key, "Connected") == 0) {
-        int which;
-        double id;
-        ws_rec *rec = check_connection(L, 1, &which, &id);
-        lua_pushboolean(L, find_handler(L, rec, which, id) > 0);
-        return 1;
-    }
-    if (strcmp(key, "Disconnect") == 0) {
-        lua_pushvalue(L, lua_upvalueindex(1));
-        return 1;
-    }
-    return 0;
-}
-
-/* Calls every handler of `which` (each in a new coroutine) and resumes every
-   coroutine waiting on it, with the `nargs` values on top of L's stack (which
-   are popped). The object must be kept reachable by the caller. */
-static void fire(lua_State *L, ws_rec *rec, int which, int nargs)
-{
-    int args = lua_gettop(L) - nargs + 1;
-    int nh, nw, snap, waiters;
-    if (rec->anchor_ref == LUA_NOREF) {
-        lua_settop(L, args - 1);
+    push_signal(L, rec, which, 0);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, nargs + 1);
         return;
     }
-    lua_checkstack(L, nargs + 8);
-    lua_getref(L, rec->anchor_ref); /* A */
-    int anchor = lua_gettop(L);
-
-    /* Snapshot the handlers; Once handlers leave the list before running. */
-    lua_rawgeti(L, anchor, A_HANDLERS + which);
-    int list = lua_gettop(L);
-    nh = lua_objlen(L, list);
-    lua_createtable(L, nh, 0); /* snapshot of functions */
-    snap = lua_gettop(L);
-    lua_createtable(L, nh, 0); /* the handlers that stay */
-    int kept = 0, removed = 0;
-    for (int i = 1; i <= nh; i++) {
-        lua_rawgeti(L, list, i);
-        lua_rawgeti(L, -1, H_FN);
-        lua_rawseti(L, snap, i);
-        lua_rawgeti(L, -1, H_ONCE);
-        int once = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        if (once) {
-            lua_pop(L, 1);
-            removed++;
-        } else {
-            lua_rawseti(L, -2, ++kept);
-        }
-    }
-    if (removed > 0) {
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, anchor, A_HANDLERS + which);
-    }
+    lua_insert(L, -(nargs + 1));
+    if (last)
+        luasig_fire_last(L, -(nargs + 1), nargs);
+    else
+        luasig_fire(L, -(nargs + 1), nargs);
     lua_pop(L, 1);
+}
 
-    /* Take the waiting coroutines. */
-    lua_rawgeti(L, anchor, A_WAITERS + which);
-    waiters = lua_gettop(L);
-    nw = lua_objlen(L, waiters);
-    if (nw > 0) {
-        lua_newtable(L);
-        lua_rawseti(L, anchor, A_WAITERS + which);
-    }
-    rec->listeners -= removed + nw;
-    update_anchor(L, rec);
 
-    for (int i = 1; i <= nh; i++) {
-        lua_State *co = lua_newthread(L);
-        lua_checkstack(co, nargs + LUA_MINSTACK);
-        lua_rawgeti(L, snap, i);
-        for (int a = 0; a < nargs; a++)
-            lua_pushvalue(L, args + a);
-        lua_xmove(L, co, nargs + 1);
-        resume(rec->st, L, co, nargs, 0);
-        lua_pop(L, 1);
+/* Closes signal `which` of `rec`, if it exists. Runs no Luau code. */
+static void close_signal(lua_State *L, ws_rec *rec, int which)
+{
+    lua_checkstack(L, 3);
+    push_signal(L, rec, which, 0);
+    if (!lua_isnil(L, -1))
+        luasig_close(L, -1);
+    lua_pop(L, 1);
+}
+
+/* Pushes the object of a socket that something keeps alive (connecting, or
+   listened to) and returns its index; returns 0 (pushing nothing) for one
+   that nothing keeps alive. */
+static int pin_object(lua_State *L, ws_rec *rec)
+{
+    if (rec->anchor_ref != LUA_NOREF) {
+        lua_checkstack(L, 3);
+        lua_getref(L, rec->anchor_ref);
+        return lua_gettop(L);
     }
-    for (int i = 1; i <= nw; i++) {
-        lua_rawgeti(L, waiters, i);
-        lua_State *co = lua_tothread(L, -1);
-        if (co && lua_costatus(L, co) == LUA_COSUS) {
-            lua_checkstack(co, nargs + LUA_MINSTACK);
-            for (int a = 0; a < nargs; a++)
-                lua_pushvalue(L, args + a);
-            lua_xmove(L, co, nargs);
-            resume(rec->st, L, co, nargs, 0);
+    for (int which = SIG_MESSAGE; rec->listeners > 0 && which <= SIG_CLOSE; which++) {
+        lua_checkstack(L, 3);
+        push_signal(L, rec, which, 0);
+        if (!lua_isnil(L, -1) && luasig_listeners(L, -1) > 0) {
+            luasig_push_owner(L, -1);
+            lua_remove(L, -2);
+            return lua_gettop(L);
         }
         lua_pop(L, 1);
     }
-    lua_settop(L, args - 1);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
 /* The WebSocket object.                                                     */
 
-/* ws:Send(message [, binary]) */
+/* ws:Send(message [, binary]): a string goes as text, or as binary when
+   `binary` is true; a buffer always goes as binary. */
 static int ws_send(lua_State *L)
 {
     ws_rec *rec = check_ws(L, 1);
     size_t len;
-    const char *msg = luaL_checklstring(L, 2, &len);
-    int binary = lua_toboolean(L, 3);
+    const void *msg;
+    int binary;
     wsb_result r;
     char err[MAX_ERROR];
+    if (lua_isbuffer(L, 2)) {
+        msg = lua_tobuffer(L, 2, &len);
+        if (lua_isboolean(L, 3) && !lua_toboolean(L, 3))
+            luaL_error(L, "WebSocket:Send: a buffer is always sent as binary; pass true or nothing as the "
+                          "second argument");
+        binary = 1;
+    } else if (lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER) {
+        msg = lua_tolstring(L, 2, &len);
+        binary = lua_toboolean(L, 3);
+    } else {
+        luaL_typeerrorL(L, 2, "string or buffer");
+    }
     if (!rec->handle || rec->state != WS_OPEN)
         luaL_error(L, "WebSocket is closed");
-    r = binary ? wsb_send_binary(rec->handle, msg, len) : wsb_send_text(rec->handle, msg, len);
+    r = binary ? wsb_send_binary(rec->handle, msg, len) : wsb_send_text(rec->handle, (const char *)msg, len);
     switch (r) {
     case WSB_OK:
         return 0;
@@ -555,13 +565,11 @@ static int ws_close(lua_State *L)
     return 0;
 }
 
-/* ws.Send, ws.Close, ws.OnMessage, ws.OnClose. Upvalues: Send, Close, and a
-   weak-valued cache of signal objects (so ws.OnMessage == ws.OnMessage). */
+/* ws.Send, ws.Close, ws.OnMessage, ws.OnClose. Upvalues: Send, Close. */
 static int ws_index(lua_State *L)
 {
     ws_rec *rec = check_ws(L, 1);
     const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
-    int which;
     if (strcmp(key, "Send") == 0) {
         lua_pushvalue(L, lua_upvalueindex(1));
         return 1;
@@ -570,30 +578,15 @@ static int ws_index(lua_State *L)
         lua_pushvalue(L, lua_upvalueindex(2));
         return 1;
     }
-    if (strcmp(key, "OnMessage") == 0)
-        which = SIG_MESSAGE;
-    else if (strcmp(key, "OnClose") == 0)
-        which = SIG_CLOSE;
-    else
-        return 0;
-    /* A signal refers to its object; the cache's weak values let both go. */
-    lua_pushlightuserdata(L, (char *)rec + which);
-    lua_rawget(L, lua_upvalueindex(3));
-    if (!lua_isnil(L, -1))
+    if (strcmp(key, "OnMessage") == 0) {
+        push_signal(L, rec, SIG_MESSAGE, 1);
         return 1;
-    lua_pop(L, 1);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, which);
-    lua_rawseti(L, -2, 2);
-    luaL_getmetatable(L, SIGNAL_MT);
-    lua_setmetatable(L, -2);
-    lua_setreadonly(L, -1, 1);
-    lua_pushlightuserdata(L, (char *)rec + which);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, lua_upvalueindex(3));
-    return 1;
+    }
+    if (strcmp(key, "OnClose") == 0) {
+        push_signal(L, rec, SIG_CLOSE, 1);
+        return 1;
+    }
+    return 0;
 }
 
 static int ws_newindex(lua_State *L)
@@ -612,14 +605,54 @@ static int ws_tostring(lua_State *L)
 /* ------------------------------------------------------------------------ */
 /* WebSocket.connect                                                         */
 
-/* Checks the options table at `idx` (raising on bad types), before anything
-   is allocated that an error would leak. */
-static double check_options(lua_State *L, int idx)
+/* The wsb_options being built, in a userdata whose destructor frees them:
+   a Luau error raised half-way through the options table (a bad type, a
+   header wsbridge refuses) leaks nothing, so the table is read once. */
+typedef struct options_box {
+    wsb_options *opts;
+} options_box;
+
+static void options_dtor(lua_State *L, void *p)
 {
-    double timeout = DEFAULT_CONNECT_TIMEOUT_S;
+    options_box *box = (options_box *)p;
+    (void)L;
+    if (box->opts)
+        wsb_options_free(box->opts);
+    box->opts = NULL;
+}
+
+/* Raises "WebSocket.connect: <detail>" unless r is WSB_OK. */
+static void check_result(lua_State *L, wsb_result r)
+{
+    char err[MAX_ERROR];
+    if (r != WSB_OK) {
+        last_error(r, err, sizeof err);
+        luaL_error(L, "WebSocket.connect: %s", err);
+    }
+}
+
+static uint32_t timeout_ms(double seconds)
+{
+    double ms = seconds * 1000.0;
+    return ms >= 4294967295.0 ? 4294967295u : ms < 1 ? 1 : (uint32_t)ms;
+}
+
+/* Pushes an options box holding the host's settings and the options table
+   at `idx` (nil or none: no options). Raises on a bad option. */
+static wsb_options *push_options(lua_State *L, const ws_state *st, int idx)
+{
+    options_box *box = (options_box *)lua_newuserdatadtor(L, sizeof *box, options_dtor);
+    wsb_options *opts;
+    box->opts = opts = wsb_options_new();
+    if (!opts)
+        luaL_error(L, "WebSocket.connect: out of memory");
+    check_result(L, wsb_options_set_connect_timeout(opts, timeout_ms(DEFAULT_CONNECT_TIMEOUT_S)));
+    /* Offer permessage-deflate unless the host switched it off. */
+    check_result(L, wsb_options_set_compression(opts, !st->host.disable_compression));
     if (lua_isnoneornil(L, idx))
-        return timeout;
+        return opts;
     luaL_checktype(L, idx, LUA_TTABLE);
+
     lua_getfield(L, idx, "headers");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1))
@@ -628,10 +661,12 @@ static double check_options(lua_State *L, int idx)
         while (lua_next(L, -2)) {
             if (lua_type(L, -1) != LUA_TSTRING || lua_type(L, -2) != LUA_TSTRING)
                 luaL_error(L, "WebSocket.connect: options.headers must be a table of name = value strings");
+            check_result(L, wsb_options_add_header(opts, lua_tostring(L, -2), lua_tostring(L, -1)));
             lua_pop(L, 1);
         }
     }
     lua_pop(L, 1);
+
     lua_getfield(L, idx, "protocols");
     if (!lua_isnil(L, -1)) {
         int n;
@@ -642,68 +677,20 @@ static double check_options(lua_State *L, int idx)
             lua_rawgeti(L, -1, i);
             if (lua_type(L, -1) != LUA_TSTRING)
                 luaL_error(L, "WebSocket.connect: options.protocols must be an array of strings");
+            check_result(L, wsb_options_add_subprotocol(opts, lua_tostring(L, -1)));
             lua_pop(L, 1);
         }
     }
     lua_pop(L, 1);
+
     lua_getfield(L, idx, "timeout");
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0))
             luaL_error(L, "WebSocket.connect: options.timeout must be a positive number of seconds");
-        timeout = lua_tonumber(L, -1);
+        check_result(L, wsb_options_set_connect_timeout(opts, timeout_ms(lua_tonumber(L, -1))));
     }
     lua_pop(L, 1);
-    return timeout;
-}
-
-/* Applies the host's settings and the (checked) options table at `idx`;
-   raises nothing. Returns WSB_OK or the failing call's result with its
-   detail in `err`. */
-static wsb_result apply_options(lua_State *L, const ws_state *st, int idx, double timeout, wsb_options *opts,
-                                char *err, size_t size)
-{
-    wsb_result r;
-    double ms = timeout * 1000.0;
-    r = wsb_options_set_connect_timeout(opts, ms >= 4294967295.0 ? 4294967295u : ms < 1 ? 1 : (uint32_t)ms);
-    if (r != WSB_OK)
-        goto fail;
-    /* Offer permessage-deflate unless the host switched it off. */
-    r = wsb_options_set_compression(opts, !st->host.disable_compression);
-    if (r != WSB_OK)
-        goto fail;
-    if (lua_isnoneornil(L, idx))
-        return WSB_OK;
-    lua_getfield(L, idx, "headers");
-    if (lua_istable(L, -1)) {
-        lua_pushnil(L);
-        while (lua_next(L, -2)) {
-            r = wsb_options_add_header(opts, lua_tostring(L, -2), lua_tostring(L, -1));
-            lua_pop(L, 1);
-            if (r != WSB_OK) {
-                lua_pop(L, 2);
-                goto fail;
-            }
-        }
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, idx, "protocols");
-    if (lua_istable(L, -1)) {
-        int n = lua_objlen(L, -1);
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, -1, i);
-            r = wsb_options_add_subprotocol(opts, lua_tostring(L, -1));
-            lua_pop(L, 1);
-            if (r != WSB_OK) {
-                lua_pop(L, 1);
-                goto fail;
-            }
-        }
-    }
-    lua_pop(L, 1);
-    return WSB_OK;
-fail:
-    last_error(r, err, size);
-    return r;
+    return opts;
 }
 
 /* WebSocket.connect(url [, options]) -> WebSocket. Yields until open. */
@@ -711,39 +698,33 @@ static int ws_connect(lua_State *L)
 {
     ws_state *st = check_state(L);
     const char *url = luaL_checkstring(L, 1);
-    double timeout = check_options(L, 2);
     wsb_options *opts;
     wsb_socket handle = 0;
     wsb_result r;
     ws_rec *rec;
-    char err[MAX_ERROR];
+
+    lua_settop(L, 2);
+    opts = push_options(L, st, 2); /* the box is at index 3 */
 
     if (st->shutting_down)
         luaL_error(L, "WebSocket.connect: the host is shutting down");
     if (!lua_isyieldable(L))
         luaL_error(L, "WebSocket.connect: the current thread cannot yield (call it from a coroutine, "
                       "e.g. the main script or a task.spawn function)");
-
-    opts = wsb_options_new();
-    if (!opts)
+    if (!reserve(st))
         luaL_error(L, "WebSocket.connect: out of memory");
-    r = apply_options(L, st, 2, timeout, opts, err, sizeof err);
-    if (r == WSB_OK) {
-        r = wsb_connect(url, opts, &handle);
-        if (r != WSB_OK)
-            last_error(r, err, sizeof err);
-    }
+
+    r = wsb_connect(url, opts, &handle);
+    /* The options are copied: free them now rather than at the next GC. */
     wsb_options_free(opts);
-    if (r != WSB_OK)
-        luaL_error(L, "WebSocket.connect: %s", err);
+    ((options_box *)lua_touserdata(L, 3))->opts = NULL;
+    lua_pop(L, 1);
+    check_result(L, r);
 
     rec = (ws_rec *)lua_newuserdatadtor(L, sizeof(ws_rec), ws_dtor);
     memset(rec, 0, sizeof *rec);
     rec->handle = handle;
-    rec->id = handle;
     rec->state = WS_CONNECTING;
-    rec->anchor_ref = LUA_NOREF;
-    rec->connect_ref = LUA_NOREF;
     rec->st = st;
     rec->prev = st->tail;
     if (st->tail)
@@ -757,13 +738,16 @@ static int ws_connect(lua_State *L)
 
     /* Keep the object and this coroutine alive until the outcome arrives
        (wsluau_pump resumes us with the object, or with an error). */
+    rec->anchor_ref = lua_ref(L, -1);
     lua_pushthread(L);
     rec->connect_ref = lua_ref(L, -1);
-    lua_pop(L, 1);
-    push_anchor(L, rec, -1);
     lua_pop(L, 2);
-    /* Events queued before this point are picked up by the next pump. */
+
+    table_add(st, rec);
     wsb_set_notify(handle, on_notify, st);
+    /* Events queued before the notify hook was set would never notify: poll
+       this socket on the next pump anyway. */
+    mark_ready(st, handle);
     return lua_yield(L, 0);
 }
 
@@ -773,19 +757,19 @@ static int ws_connect(lua_State *L)
 /* Resumes the coroutine waiting in WebSocket.connect with an error. */
 static void fail_connect(lua_State *L, ws_rec *rec, const char *detail)
 {
+    lua_State *co;
     lua_getref(L, rec->connect_ref);
-    lua_State *co = lua_tothread(L, -1);
-    lua_unref(L, rec->connect_ref);
-    rec->connect_ref = LUA_NOREF;
-    update_anchor(L, rec);
+    co = lua_tothread(L, -1);
+    release_connect(L, rec);
     lua_checkstack(co, LUA_MINSTACK);
     lua_pushfstring(co, "WebSocket.connect: %s", detail);
     resume(rec->st, L, co, 0, 1);
     lua_pop(L, 1);
 }
 
-/* Handles one event of `rec`, whose object is at `obj` (0 when the socket has
-   no anchor: then nothing can observe the event and no Luau code runs). */
+/* Handles one event of `rec`, whose object is at `obj` (0 when nothing keeps
+   the socket alive: then nothing can observe the event and no Luau code
+   runs). */
 static void handle_event(lua_State *L, ws_rec *rec, const wsb_event *ev, int obj)
 {
     char detail[MAX_ERROR];
@@ -794,11 +778,10 @@ static void handle_event(lua_State *L, ws_rec *rec, const wsb_event *ev, int obj
         if (rec->state == WS_CONNECTING)
             rec->state = WS_OPEN;
         if (rec->connect_ref != LUA_NOREF && obj) {
+            lua_State *co;
             lua_getref(L, rec->connect_ref);
-            lua_State *co = lua_tothread(L, -1);
-            lua_unref(L, rec->connect_ref);
-            rec->connect_ref = LUA_NOREF;
-            update_anchor(L, rec);
+            co = lua_tothread(L, -1);
+            release_connect(L, rec);
             lua_checkstack(co, LUA_MINSTACK);
             lua_pushvalue(L, obj);
             lua_xmove(L, co, 1);
@@ -810,9 +793,15 @@ static void handle_event(lua_State *L, ws_rec *rec, const wsb_event *ev, int obj
     case WSB_EVENT_BINARY:
         if (obj && rec->listeners > 0) {
             lua_checkstack(L, 4);
-            lua_pushlstring(L, ev->data, ev->len);
+            if (ev->kind == WSB_EVENT_BINARY && rec->st && rec->st->host.binary_as_buffer) {
+                void *b = lua_newbuffer(L, ev->len);
+                if (ev->len)
+                    memcpy(b, ev->data, ev->len);
+            } else {
+                lua_pushlstring(L, ev->data, ev->len);
+            }
             lua_pushboolean(L, ev->kind == WSB_EVENT_BINARY);
-            fire(L, rec, SIG_MESSAGE, 2);
+            fire(L, rec, SIG_MESSAGE, 2, 0);
         }
         break;
     case WSB_EVENT_ERROR:
@@ -829,29 +818,21 @@ static void handle_event(lua_State *L, ws_rec *rec, const wsb_event *ev, int obj
             lua_pushlstring(L, ev->data, ev->len);
         }
         release_handle(rec); /* ev->data is gone from here on */
-        if (obj) {
-            if (rec->connect_ref != LUA_NOREF)
-                fail_connect(L, rec, "the connection closed before it opened");
-            fire(L, rec, SIG_CLOSE, 2);
-        }
-        update_anchor(L, rec); /* closed: handlers and waiters are dropped */
+        if (obj && rec->connect_ref != LUA_NOREF)
+            fail_connect(L, rec, "the connection closed before it opened");
+        /* Closed: both signals drop their handlers and waiters, OnClose
+           right after taking those it fires now. (A signal that exists
+           without listeners is closed too: its :Wait() raises from now on.) */
+        close_signal(L, rec, SIG_MESSAGE);
+        if (obj)
+            fire(L, rec, SIG_CLOSE, 2, 1);
+        else
+            close_signal(L, rec, SIG_CLOSE);
         break;
     }
 }
 
-/* Pushes the object of an anchored socket (or nothing); returns its index or 0. */
-static int pin_object(lua_State *L, ws_rec *rec)
-{
-    if (rec->anchor_ref == LUA_NOREF)
-        return 0;
-    lua_checkstack(L, 2);
-    lua_getref(L, rec->anchor_ref);
-    lua_rawgeti(L, -1, A_OBJECT);
-    lua_remove(L, -2);
-    return lua_gettop(L);
-}
-
-/* Handles the waiting events of one socket. With wait_until_ms > 0, waits
+/* Handles the waiting events of one socket. With wait_ms > 0, waits
    (blocking) for events until the socket closed or that much time passed. */
 static int drain(lua_State *L, ws_rec *rec, uint32_t wait_ms)
 {
@@ -881,42 +862,23 @@ static int drain(lua_State *L, ws_rec *rec, uint32_t wait_ms)
     return n;
 }
 
-/* Snapshot of the live sockets' ids: handlers may create and the garbage
-   collector may free sockets while events are dispatched. */
-static wsb_socket *snapshot(ws_state *st, size_t *count)
-{
-    size_t n = 0, i = 0;
-    wsb_socket *ids;
-    for (ws_rec *rec = st->head; rec; rec = rec->next)
-        n++;
-    *count = n;
-    if (n == 0)
-        return NULL;
-    ids = (wsb_socket *)malloc(n * sizeof *ids);
-    if (!ids) {
-        *count = 0;
-        return NULL;
-    }
-    for (ws_rec *rec = st->head; rec; rec = rec->next)
-        ids[i++] = rec->id;
-    return ids;
-}
-
 int wsluau_pump(lua_State *L)
 {
     ws_state *st = state_of(L);
-    size_t count;
-    wsb_socket *ids;
     int n = 0;
-    if (!st)
+    if (!st || st->pumping)
         return 0;
-    ids = snapshot(st, &count);
-    for (size_t i = 0; i < count; i++) {
-        ws_rec *rec = find_rec(st, ids[i]);
-        if (rec && rec->handle)
+    st->pumping = 1;
+    take_ready(st);
+    /* Handlers may open sockets (st->taken may move) and the garbage
+       collector may free some: look each handle up as it comes. */
+    for (size_t i = 0; i < st->taken_len; i++) {
+        ws_rec *rec = lookup(st, st->taken[i]);
+        if (rec)
             n += drain(L, rec, 0);
     }
-    free(ids);
+    st->taken_len = 0;
+    st->pumping = 0;
     return n;
 }
 
@@ -924,6 +886,25 @@ int wsluau_active(lua_State *L)
 {
     ws_state *st = state_of(L);
     return st ? st->active : 0;
+}
+
+/* The handles of every socket that still has one (malloc'ed; NULL if none):
+   handlers run while they are dispatched, so shutdown walks a copy. */
+static wsb_socket *live_handles(ws_state *st, size_t *count)
+{
+    size_t n = 0;
+    wsb_socket *ids;
+    *count = 0;
+    if (st->count == 0)
+        return NULL;
+    ids = (wsb_socket *)malloc(st->count * sizeof *ids);
+    if (!ids)
+        return NULL;
+    for (ws_rec *rec = st->head; rec && n < st->count; rec = rec->next)
+        if (rec->handle)
+            ids[n++] = rec->handle;
+    *count = n;
+    return ids;
 }
 
 void wsluau_shutdown(lua_State *L, uint32_t timeout_ms)
@@ -945,19 +926,19 @@ void wsluau_shutdown(lua_State *L, uint32_t timeout_ms)
         }
     }
     /* Dispatch until each has closed (OnClose fires), within the deadline. */
-    ids = snapshot(st, &count);
+    ids = live_handles(st, &count);
     for (size_t i = 0; i < count; i++) {
-        ws_rec *rec = find_rec(st, ids[i]);
+        ws_rec *rec = lookup(st, ids[i]);
         double left = deadline - lua_clock();
-        if (rec && rec->handle)
+        if (rec)
             drain(L, rec, left > 0 ? (uint32_t)(left * 1000.0) + 1 : 0);
     }
     free(ids);
     /* Whatever did not close in time is closed here, as an abnormal closure. */
-    ids = snapshot(st, &count);
+    ids = live_handles(st, &count);
     for (size_t i = 0; i < count; i++) {
-        ws_rec *rec = find_rec(st, ids[i]);
-        if (rec && rec->handle) {
+        ws_rec *rec = lookup(st, ids[i]);
+        if (rec) {
             wsb_event ev;
             int top = lua_gettop(L);
             int obj = pin_object(L, rec);
@@ -976,7 +957,8 @@ void wsluau_shutdown(lua_State *L, uint32_t timeout_ms)
         double left = deadline - lua_clock();
         wsb_shutdown(left > 0 ? (uint32_t)(left * 1000.0) + 1 : 0);
     }
-    /* Detach the remaining objects: their destructors run at lua_close. */
+    /* No notification comes any more. Detach the remaining objects: their
+       destructors run at lua_close. */
     while (st->head) {
         ws_rec *rec = st->head;
         unlink_rec(rec);
@@ -985,17 +967,15 @@ void wsluau_shutdown(lua_State *L, uint32_t timeout_ms)
     }
     lua_pushnil(L);
     lua_rawsetfield(L, LUA_REGISTRYINDEX, STATE_KEY);
+    mutex_destroy(&st->lock);
+    free(st->slots);
+    free(st->ready);
+    free(st->taken);
     free(st);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Installation.                                                             */
-
-static void lock_metatable(lua_State *L)
-{
-    lua_pushstring(L, "The metatable is locked");
-    lua_setfield(L, -2, "__metatable");
-}
 
 void wsluau_open(lua_State *L, const wsluau_host *host)
 {
@@ -1004,19 +984,24 @@ void wsluau_open(lua_State *L, const wsluau_host *host)
         luaL_error(L, "WebSocket: out of memory");
     if (host)
         st->host = *host;
+    mutex_init(&st->lock);
     lua_pushlightuserdata(L, st);
     lua_rawsetfield(L, LUA_REGISTRYINDEX, STATE_KEY);
+
+    luasig_open(L);
+    /* The signal cache, weak values. */
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushstring(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetfield(L, LUA_REGISTRYINDEX, SIGNALS_KEY);
 
     /* WebSocket objects */
     luaL_newmetatable(L, WS_MT);
     lua_pushcfunction(L, ws_send, "Send");
     lua_pushcfunction(L, ws_close, "Close");
-    lua_newtable(L); /* signal cache, weak values */
-    lua_newtable(L);
-    lua_pushstring(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushcclosure(L, ws_index, "__index", 3);
+    lua_pushcclosure(L, ws_index, "__index", 2);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, ws_newindex, "__newindex");
     lua_setfield(L, -2, "__newindex");
@@ -1024,29 +1009,8 @@ void wsluau_open(lua_State *L, const wsluau_host *host)
     lua_setfield(L, -2, "__tostring");
     lua_pushstring(L, "WebSocket");
     lua_setfield(L, -2, "__type");
-    lock_metatable(L);
-    lua_pop(L, 1);
-
-    /* Signals */
-    luaL_newmetatable(L, SIGNAL_MT);
-    lua_createtable(L, 0, 3);
-    lua_pushcfunction(L, signal_connect, "Connect");
-    lua_setfield(L, -2, "Connect");
-    lua_pushcfunction(L, signal_once, "Once");
-    lua_setfield(L, -2, "Once");
-    lua_pushcfunction(L, signal_wait, "Wait");
-    lua_setfield(L, -2, "Wait");
-    lua_setreadonly(L, -1, 1);
-    lua_setfield(L, -2, "__index");
-    lock_metatable(L);
-    lua_pop(L, 1);
-
-    /* Connections */
-    luaL_newmetatable(L, CONN_MT);
-    lua_pushcfunction(L, connection_disconnect, "Disconnect");
-    lua_pushcclosure(L, connection_index, "__index", 1);
-    lua_setfield(L, -2, "__index");
-    lock_metatable(L);
+    lua_pushstring(L, "The metatable is locked");
+    lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 
     /* The library */

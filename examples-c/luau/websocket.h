@@ -40,6 +40,10 @@ typedef struct wsluau_host {
        (371 KiB RSS per socket in all, measured; see the wsbridge README).
        Non-zero: never offer it (no compression, no deflate state). */
     int disable_compression;
+    /* 0 (the default, what the sUNC contract says): OnMessage delivers every
+       message as a string, binary ones included. Non-zero: binary messages
+       arrive as `buffer` values (text messages stay strings). */
+    int binary_as_buffer;
 } wsluau_host;
 
 /* Installs the global `WebSocket` (call before luaL_sandbox). `host` is

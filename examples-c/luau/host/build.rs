@@ -1,5 +1,5 @@
 //! Compiles the C side of wsb-luau: the scheduler host (`host.c`) and the
-//! reference WebSocket binding (`../websocket.c`), against the Luau headers
+//! reference WebSocket binding (`../websocket.c` and `../signals.c`), against the Luau headers
 //! from the `luau-vm` crate (`DEP_LUAU_*`) and `include/wsbridge.h`.
 
 use std::{env, path::PathBuf};
@@ -16,6 +16,7 @@ fn main() {
     build
         .file(manifest.join("host.c"))
         .file(luau_dir.join("websocket.c"))
+        .file(luau_dir.join("signals.c"))
         .include(&luau_include)
         .include(&luau_dir)
         .include(&wsbridge_include)
@@ -31,6 +32,8 @@ fn main() {
         "host.h",
         "../websocket.c",
         "../websocket.h",
+        "../signals.c",
+        "../signals.h",
         "../../../include/wsbridge.h",
     ] {
         println!("cargo:rerun-if-changed={file}");

@@ -698,7 +698,8 @@ static void run_loop(host *h)
 }
 
 /* Declared and documented in host.h. */
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression)
+int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression,
+                 int binary_as_buffer)
 {
     host h;
     size_t src_len = 0, bc_len = 0, script_len;
@@ -745,10 +746,12 @@ int wsb_luau_run(const char *script, int argc, const char *const *argv, double t
         hooks.wake = host_wake;
         hooks.ud = &h;
         hooks.disable_compression = !compression;
+        hooks.binary_as_buffer = binary_as_buffer;
         wsluau_open(h.L, &hooks);
     }
 #else
     (void)compression;
+    (void)binary_as_buffer;
 #endif
     luaL_sandbox(h.L);
 

@@ -15,11 +15,13 @@ extern "C" {
    `argc` strings of `argv` as `...`, until it and everything it scheduled
    finished, it failed, or `timeout_s` seconds passed. `compression` zero:
    sockets do not offer permessage-deflate (wsluau_host's
-   disable_compression). Returns the process exit code: 0 all finished and no
+   disable_compression). `binary_as_buffer` non-zero: OnMessage delivers
+   binary messages as `buffer` values (wsluau_host's binary_as_buffer). Returns the process exit code: 0 all finished and no
    socket is open; 1 the script failed to load, raised an error or stayed
    suspended; 2 a spawned coroutine or handler raised an error; 3 the host
    timeout expired. Errors go to stderr. */
-int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression);
+int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression,
+                 int binary_as_buffer);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /*
  * main.c: a small C front end for the wsb-luau host (host.c).
  *
- *   wsb-luau [--timeout SECONDS] [--no-compression] SCRIPT [ARG...]
+ *   wsb-luau [--timeout SECONDS] [--no-compression] [--binary-as-buffer] SCRIPT [ARG...]
  *
  * The same command line as the Rust front end (src/main.rs) without
  * --echo-server (it has no server of its own: pass a server's URL as an ARG).
@@ -17,7 +17,7 @@
 #include "wsbridge.h"
 
 static const char usage[] =
-    "usage: wsb-luau [--timeout SECONDS] [--no-compression] SCRIPT [ARG...]\n"
+    "usage: wsb-luau [--timeout SECONDS] [--no-compression] [--binary-as-buffer] SCRIPT [ARG...]\n"
     "\n"
     "Runs SCRIPT (Luau source) as the main coroutine, with the ARGs as `...`.\n"
     "Globals: print, warn, task.spawn/defer/delay/wait/cancel, WebSocket,\n"
@@ -26,6 +26,8 @@ static const char usage[] =
     "  --timeout SECONDS  stop with exit code 3 after this long (default 60)\n"
     "  --no-compression   sockets do not offer permessage-deflate (by default\n"
     "                     they do)\n"
+    "  --binary-as-buffer OnMessage gets binary messages as buffer values (by\n"
+    "                     default as strings, as the sUNC API says)\n"
     "\n"
     "Exit codes: 0 all finished; 1 script error (message and stack trace on\n"
     "stderr); 2 an error in a spawned coroutine or handler; 3 host timeout;\n"
@@ -35,6 +37,7 @@ int main(int argc, char **argv)
 {
     double timeout = 60.0;
     int compression = 1;
+    int binary_as_buffer = 0;
     int i = 1;
 
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
@@ -52,6 +55,11 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--no-compression") == 0) {
             compression = 0;
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "--binary-as-buffer") == 0) {
+            binary_as_buffer = 1;
             i++;
             continue;
         }
@@ -73,5 +81,6 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 64;
     }
-    return wsb_luau_run(argv[i], argc - i - 1, (const char *const *)(argv + i + 1), timeout, compression);
+    return wsb_luau_run(argv[i], argc - i - 1, (const char *const *)(argv + i + 1), timeout, compression,
+                        binary_as_buffer);
 }

@@ -23,13 +23,15 @@ extern "C" {
         argv: *const *const c_char,
         timeout_s: f64,
         compression: c_int,
+        binary_as_buffer: c_int,
     ) -> c_int;
     /// From wsbridge.
     fn wsb_version() -> *const c_char;
 }
 
 const USAGE: &str = "\
-usage: wsb-luau [--timeout SECONDS] [--echo-server] [--no-compression] SCRIPT [ARG...]
+usage: wsb-luau [--timeout SECONDS] [--echo-server] [--no-compression]
+                [--binary-as-buffer] SCRIPT [ARG...]
 
 Runs SCRIPT (Luau source) as the main coroutine, with the ARGs as `...`.
 Globals: print, warn, task.spawn/defer/delay/wait/cancel, WebSocket,
@@ -41,6 +43,8 @@ collectgarbage(\"collect\" | \"count\").
                      (it does not take up compression)
   --no-compression   sockets do not offer permessage-deflate (by default
                      they do, as browsers do)
+  --binary-as-buffer OnMessage gets binary messages as buffer values (by
+                     default as strings, as the sUNC API says)
 
 Exit codes: 0 all finished; 1 script error (message and stack trace on
 stderr); 2 an error in a spawned coroutine or handler; 3 host timeout;
@@ -50,6 +54,7 @@ struct Options {
     timeout: f64,
     echo_server: bool,
     compression: bool,
+    binary_as_buffer: bool,
     script: String,
     args: Vec<String>,
 }
@@ -58,6 +63,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     let mut timeout = 60.0;
     let mut echo_server = false;
     let mut compression = true;
+    let mut binary_as_buffer = false;
     loop {
         let arg = args.next().ok_or("missing SCRIPT")?;
         match arg.as_str() {
@@ -73,11 +79,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             }
             "--echo-server" => echo_server = true,
             "--no-compression" => compression = false,
+            "--binary-as-buffer" => binary_as_buffer = true,
             "--help" | "-h" | "--version" => {
                 return Ok(Options {
                     timeout,
                     echo_server,
                     compression,
+                    binary_as_buffer,
                     script: arg,
                     args: Vec::new(),
                 })
@@ -88,6 +96,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     timeout,
                     echo_server,
                     compression,
+                    binary_as_buffer,
                     script,
                     args: args.collect(),
                 });
@@ -98,6 +107,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     timeout,
                     echo_server,
                     compression,
+                    binary_as_buffer,
                     script: arg,
                     args: args.collect(),
                 })
@@ -202,6 +212,7 @@ fn main() -> ExitCode {
             argv.as_ptr(),
             opts.timeout,
             c_int::from(opts.compression),
+            c_int::from(opts.binary_as_buffer),
         )
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))

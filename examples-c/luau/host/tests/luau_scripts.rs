@@ -234,6 +234,33 @@ fn ws_binary_and_text() {
 }
 
 #[test]
+fn ws_buffer_round_trip_arrives_as_string_by_default() {
+    let server = start_server();
+    let out = run_with(
+        "ws_buffer.luau",
+        &["--timeout", SCRIPT_TIMEOUT_S],
+        &[&server.url, "string"],
+    );
+    expect(
+        &out,
+        0,
+        &["ok: ", "a buffer is always sent as binary", "PASS"],
+        &[],
+    );
+}
+
+#[test]
+fn ws_buffer_round_trip_arrives_as_buffer_with_the_host_option() {
+    let server = start_server();
+    let out = run_with(
+        "ws_buffer.luau",
+        &["--timeout", SCRIPT_TIMEOUT_S, "--binary-as-buffer"],
+        &[&server.url, "buffer"],
+    );
+    expect(&out, 0, &["PASS"], &[]);
+}
+
+#[test]
 fn ws_invalid_utf8_refused() {
     expect_pass("ws_invalid_utf8.luau");
 }
