@@ -41,6 +41,7 @@
 
 #ifdef WSLUAU_WEBSOCKET
 #include "websocket.h"
+#include "wsbridge.h"
 #endif
 
 #ifdef _WIN32
@@ -695,6 +696,39 @@ static void run_loop(host *h)
                 until = h->timers.items[i].due;
         waker_sleep_until(&h->wake, until);
     }
+}
+
+#ifdef WSLUAU_WEBSOCKET
+/* The log hook of --log: one fprintf per line (stdio locks each call, so
+   lines from several I/O threads do not interleave). It runs on wsbridge's
+   threads and calls nothing of wsbridge's (only wsb_last_error,
+   wsb_result_name and wsb_version would work there). */
+static void host_log(void *user, wsb_log_level level, wsb_socket s, const char *line)
+{
+    static const char *const names[] = {"?", "ERROR", "WARN", "INFO", "DEBUG"};
+    int i = (int)level;
+    (void)user;
+    if (i < 1 || i > 4)
+        i = 0;
+    fprintf(stderr, "wsb-luau: [%s] socket %llu: %s\n", names[i], (unsigned long long)s, line);
+}
+#endif
+
+/* Declared and documented in host.h. */
+int wsb_luau_log(const char *level)
+{
+#ifdef WSLUAU_WEBSOCKET
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    int i;
+    if (!level)
+        return wsb_set_log(NULL, NULL, WSB_LOG_ERROR) == WSB_OK ? 0 : -1;
+    for (i = 0; i < 4; i++)
+        if (strcmp(level, names[i]) == 0)
+            return wsb_set_log(host_log, NULL, (wsb_log_level)(i + 1)) == WSB_OK ? 0 : -1;
+#else
+    (void)level;
+#endif
+    return -1;
 }
 
 /* Declared and documented in host.h. */

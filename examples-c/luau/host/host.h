@@ -23,6 +23,12 @@ extern "C" {
 int wsb_luau_run(const char *script, int argc, const char *const *argv, double timeout_s, int compression,
                  int binary_as_buffer);
 
+/* wsb-luau --log LEVEL: installs a wsbridge log hook (wsb_set_log) that
+   writes each line to stderr as `wsb-luau: [INFO] socket 1: OPEN`. LEVEL is
+   "error", "warn", "info" or "debug"; NULL removes the hook. Returns 0, or
+   -1 for an unknown LEVEL (nothing installed). */
+int wsb_luau_log(const char *level);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,7 @@
 /*
  * main.c: a small C front end for the wsb-luau host (host.c).
  *
- *   wsb-luau [--timeout SECONDS] [--no-compression] [--binary-as-buffer] SCRIPT [ARG...]
+ *   wsb-luau [--timeout SECONDS] [--no-compression] [--binary-as-buffer] [--log LEVEL] SCRIPT [ARG...]
  *
  * The same command line as the Rust front end (src/main.rs) without
  * --echo-server (it has no server of its own: pass a server's URL as an ARG).
@@ -17,7 +17,7 @@
 #include "wsbridge.h"
 
 static const char usage[] =
-    "usage: wsb-luau [--timeout SECONDS] [--no-compression] [--binary-as-buffer] SCRIPT [ARG...]\n"
+    "usage: wsb-luau [--timeout SECONDS] [--no-compression] [--binary-as-buffer] [--log LEVEL] SCRIPT [ARG...]\n"
     "\n"
     "Runs SCRIPT (Luau source) as the main coroutine, with the ARGs as `...`.\n"
     "Globals: print, warn, task.spawn/defer/delay/wait/cancel, WebSocket,\n"
@@ -28,6 +28,7 @@ static const char usage[] =
     "                     they do)\n"
     "  --binary-as-buffer OnMessage gets binary messages as buffer values (by\n"
     "                     default as strings, as the sUNC API says)\n"
+    "  --log LEVEL        wsbridge's log on stderr: error, warn, info or debug\n"
     "\n"
     "Exit codes: 0 all finished; 1 script error (message and stack trace on\n"
     "stderr); 2 an error in a spawned coroutine or handler; 3 host timeout;\n"
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
     double timeout = 60.0;
     int compression = 1;
     int binary_as_buffer = 0;
+    int code;
     int i = 1;
 
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
@@ -63,6 +65,14 @@ int main(int argc, char **argv)
             i++;
             continue;
         }
+        if (strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+            if (wsb_luau_log(argv[i + 1]) != 0) {
+                fprintf(stderr, "wsb-luau: --log: not one of error, warn, info, debug: %s\n%s", argv[i + 1], usage);
+                return 64;
+            }
+            i += 2;
+            continue;
+        }
         if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             char *end;
             timeout = strtod(argv[i + 1], &end);
@@ -81,6 +91,8 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 64;
     }
-    return wsb_luau_run(argv[i], argc - i - 1, (const char *const *)(argv + i + 1), timeout, compression,
+    code = wsb_luau_run(argv[i], argc - i - 1, (const char *const *)(argv + i + 1), timeout, compression,
                         binary_as_buffer);
+    wsb_luau_log(NULL);
+    return code;
 }

@@ -25,13 +25,16 @@ extern "C" {
         compression: c_int,
         binary_as_buffer: c_int,
     ) -> c_int;
+    /// Installs (or, with NULL, removes) the stderr log hook; -1 for an
+    /// unknown level (declared in host.h, defined in host.c).
+    fn wsb_luau_log(level: *const c_char) -> c_int;
     /// From wsbridge.
     fn wsb_version() -> *const c_char;
 }
 
 const USAGE: &str = "\
 usage: wsb-luau [--timeout SECONDS] [--echo-server] [--no-compression]
-                [--binary-as-buffer] SCRIPT [ARG...]
+                [--binary-as-buffer] [--log LEVEL] SCRIPT [ARG...]
 
 Runs SCRIPT (Luau source) as the main coroutine, with the ARGs as `...`.
 Globals: print, warn, task.spawn/defer/delay/wait/cancel, WebSocket,
@@ -45,6 +48,7 @@ collectgarbage(\"collect\" | \"count\").
                      they do, as browsers do)
   --binary-as-buffer OnMessage gets binary messages as buffer values (by
                      default as strings, as the sUNC API says)
+  --log LEVEL        wsbridge's log on stderr: error, warn, info or debug
 
 Exit codes: 0 all finished; 1 script error (message and stack trace on
 stderr); 2 an error in a spawned coroutine or handler; 3 host timeout;
@@ -55,6 +59,8 @@ struct Options {
     echo_server: bool,
     compression: bool,
     binary_as_buffer: bool,
+    /// `--log LEVEL`, checked by the host when it installs the hook.
+    log: Option<String>,
     script: String,
     args: Vec<String>,
 }
@@ -64,6 +70,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     let mut echo_server = false;
     let mut compression = true;
     let mut binary_as_buffer = false;
+    let mut log = None;
     loop {
         let arg = args.next().ok_or("missing SCRIPT")?;
         match arg.as_str() {
@@ -80,12 +87,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             "--echo-server" => echo_server = true,
             "--no-compression" => compression = false,
             "--binary-as-buffer" => binary_as_buffer = true,
+            "--log" => log = Some(args.next().ok_or("--log needs a LEVEL")?),
             "--help" | "-h" | "--version" => {
                 return Ok(Options {
                     timeout,
                     echo_server,
                     compression,
                     binary_as_buffer,
+                    log,
                     script: arg,
                     args: Vec::new(),
                 })
@@ -97,6 +106,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     echo_server,
                     compression,
                     binary_as_buffer,
+                    log,
                     script,
                     args: args.collect(),
                 });
@@ -108,6 +118,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     echo_server,
                     compression,
                     binary_as_buffer,
+                    log,
                     script: arg,
                     args: args.collect(),
                 })
@@ -178,6 +189,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(level) = &opts.log {
+        // (A NUL inside makes an empty string, which no level is.)
+        let c = CString::new(level.as_str()).unwrap_or_default();
+        // SAFETY: `c` is a NUL-terminated string that outlives the call.
+        if unsafe { wsb_luau_log(c.as_ptr()) } != 0 {
+            eprintln!("wsb-luau: --log: not one of error, warn, info, debug: {level}\n{USAGE}");
+            return ExitCode::from(64);
+        }
+    }
     if opts.echo_server {
         match start_echo_server() {
             Ok(url) => opts.args.insert(0, url),
@@ -215,5 +235,9 @@ fn main() -> ExitCode {
             c_int::from(opts.binary_as_buffer),
         )
     };
+    if opts.log.is_some() {
+        // SAFETY: NULL removes the hook.
+        unsafe { wsb_luau_log(std::ptr::null()) };
+    }
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -320,3 +320,34 @@ fn ws_compression_on_by_default_and_host_can_switch_it_off() {
     );
     expect(&out, 0, &["compressed=0 plain=7", "PASS"], &[]);
 }
+
+/// `--log info`: wsbridge's log on stderr through the host's hook, one line
+/// per step of the demo's connection; an unknown level is a usage error.
+#[test]
+fn log_option_prints_the_connection_steps() {
+    let server = start_server();
+    let out = run_with(
+        "ws_close.luau",
+        &["--timeout", SCRIPT_TIMEOUT_S, "--log", "info"],
+        &[&server.url, "ws://127.0.0.1:9"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "wsb-luau: [INFO] socket 1: TCP connected to 127.0.0.1:",
+        "wsb-luau: [INFO] socket 1: OPEN",
+        "wsb-luau: [INFO] socket 1: close sent: 1000",
+        "wsb-luau: [INFO] socket 1: CLOSE 1000 clean",
+    ] {
+        assert!(stderr.contains(want), "{want}:\n{}", describe(&out));
+    }
+    assert!(!stderr.contains("[DEBUG]"), "{}", describe(&out));
+
+    let out = run_with("ws_close.luau", &["--log", "verbose"], &[&server.url]);
+    assert_eq!(out.status.code(), Some(64), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--log: not one of error, warn, info, debug"),
+        "{}",
+        describe(&out)
+    );
+}
