@@ -19,6 +19,7 @@ use mio::net::TcpStream;
 
 use crate::protocol::deflate::{self, Agreed, Deflater};
 use crate::protocol::write;
+use crate::stats::Sent;
 
 /// Past this many unwritten bytes a sender in a burst flushes itself.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -56,6 +57,10 @@ pub struct Outbox {
     deflate: Option<(Agreed, Option<Deflater>)>,
     /// A message's compressed payload, before it is framed.
     scratch: Vec<u8>,
+    /// What `wsb_get_stats` counts under this lock: the host's messages
+    /// (counted by `Socket::send`) and the bytes written here. Kept when
+    /// the connection closes.
+    pub sent: Sent,
 }
 
 impl Outbox {
@@ -185,7 +190,10 @@ impl Outbox {
         while !self.is_empty() {
             match w.write(self.unwritten()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.advance(n),
+                Ok(n) => {
+                    self.sent.wire += n as u64;
+                    self.advance(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.blocked = true;
                     return Ok(false);
