@@ -24,17 +24,7 @@ use wsbridge::wsb_result::*;
 const T: Duration = Duration::from_secs(20);
 
 fn stats(ws: &Ws) -> wsb_stats {
-    let mut st = wsb_stats {
-        size: size_of::<wsb_stats>() as u32,
-        ..wsb_stats::default()
-    };
-    assert_eq!(wsb_get_stats(ws.0, &mut st), WSB_OK, "{}", last_error());
-    assert_eq!(
-        st.size,
-        size_of::<wsb_stats>() as u32,
-        "size is never written"
-    );
-    st
+    ws.stats()
 }
 
 /// Poll the stats until `done` holds, for at most T (the condition depends
