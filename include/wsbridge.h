@@ -246,6 +246,97 @@ typedef struct wsb_event {
  */
 typedef void (*wsb_notify_fn)(void *user_data, wsb_socket socket);
 
+/**
+ * (Addition to ABI v1.) Statistics of one socket, filled in by
+ * wsb_get_stats(). Set `size` to sizeof(wsb_stats) before the call: later
+ * versions may add fields at the end, and a library only fills the fields
+ * that fit in `size` bytes (see wsb_get_stats).
+ *
+ * Counters count from wsb_connect to the end of the connection and keep
+ * their final values after it. The difference between a wire and a
+ * payload counter is the framing, the HTTP upgrade, TLS, and compression
+ * when it was negotiated (payload counters are uncompressed sizes). The
+ * `_us` durations of the connect are recorded as each phase ends,
+ * successfully or not, and are at least 1 for a phase that ran: 0 means it
+ * did not (yet) run.
+ */
+typedef struct wsb_stats {
+  /**
+   * In: sizeof(wsb_stats) as the caller knows it. Never written.
+   */
+  uint32_t size;
+  /**
+   * Bytes read from the TCP socket: the upgrade response, a proxy's
+   * CONNECT reply, TLS records, frames.
+   */
+  uint64_t wire_bytes_in;
+  /**
+   * Bytes written to the TCP socket: the upgrade request, the proxy
+   * CONNECT request, TLS records, frames.
+   */
+  uint64_t wire_bytes_out;
+  /**
+   * Payload bytes of the messages counted in `messages_in`, as the host
+   * receives them (after decompression).
+   */
+  uint64_t payload_bytes_in;
+  /**
+   * Payload bytes of the messages counted in `messages_out`, as the host
+   * gave them (before compression).
+   */
+  uint64_t payload_bytes_out;
+  /**
+   * Text and binary messages delivered to the host as events.
+   */
+  uint64_t messages_in;
+  /**
+   * Text and binary messages accepted by wsb_send_text / wsb_send_binary
+   * (WSB_OK; while CONNECTING too), whether or not they reached the
+   * network before the connection ended. wsb_ping is not counted.
+   */
+  uint64_t messages_out;
+  /**
+   * Keepalive pings sent (wsb_options_set_keepalive); wsb_ping is not
+   * counted.
+   */
+  uint64_t pings_sent;
+  /**
+   * Pong frames received from the peer (answers to keepalive pings, to
+   * wsb_ping, and unsolicited ones).
+   */
+  uint64_t pongs_received;
+  /**
+   * Microseconds between the most recent keepalive ping that was
+   * answered and its pong (at least 1); 0 until a pong answered one of
+   * our keepalive pings.
+   */
+  uint64_t last_ping_rtt_us;
+  /**
+   * Payload bytes sent but not yet written to the network: the value
+   * wsb_buffered_amount returns at the time of the call.
+   */
+  uint64_t queued_bytes;
+  /**
+   * Microseconds the DNS lookup took; 0 for an IP address (nothing is
+   * resolved). With a proxy: the lookup of the proxy's host.
+   */
+  uint64_t dns_us;
+  /**
+   * Microseconds the TCP connect took (every address tried, RFC 8305).
+   * With a proxy: the connect to the proxy and its CONNECT exchange.
+   */
+  uint64_t tcp_us;
+  /**
+   * Microseconds the TLS setup and handshake took; 0 for ws://.
+   */
+  uint64_t tls_us;
+  /**
+   * Microseconds the WebSocket upgrade took: the request and the
+   * server's response.
+   */
+  uint64_t upgrade_us;
+} wsb_stats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -656,6 +747,26 @@ enum wsb_result wsb_buffered_amount(wsb_socket s, size_t *bytes);
  * for a notify callback already running on another thread). Any thread.
  */
 enum wsb_result wsb_free(wsb_socket s);
+
+/**
+ * (Addition to ABI v1.) Store the socket's statistics (see wsb_stats) in
+ * `*out`.
+ *
+ * Before the call set `out->size = sizeof(wsb_stats)`. The library fills
+ * only the fields that lie entirely within the first `out->size` bytes and
+ * never writes past them: a program built against an older, shorter
+ * wsb_stats gets the fields it knows; one built against a newer, longer
+ * wsb_stats gets the fields this library has, and the rest is left as it
+ * was (zero the struct first to tell them apart). `size` itself is never
+ * written. A `size` under 4 (it cannot even hold `size`: usually a
+ * forgotten assignment) is WSB_ERR_INVALID_ARGUMENT, with nothing written;
+ * NULL `out` is WSB_ERR_NULL_ARGUMENT.
+ *
+ * `out` is the caller's: it is written during the call only. Works on any
+ * socket until wsb_free, in every state (after CLOSE it reports the final
+ * counts); after wsb_free, WSB_ERR_INVALID_HANDLE. Any thread; never blocks.
+ */
+enum wsb_result wsb_get_stats(wsb_socket s, struct wsb_stats *out);
 
 #ifdef __cplusplus
 }  // extern "C"

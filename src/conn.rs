@@ -69,7 +69,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         timeout: opts.connect_timeout,
         abandoned: &abandoned,
     };
-    let est = connect::establish(url, opts, &mut waiter);
+    let est = connect::establish(url, opts, &mut waiter, &socket.stats);
     let Waiter { poll, events, .. } = waiter;
     let Established {
         sock,
@@ -144,6 +144,7 @@ fn io_thread(socket: &Arc<Socket>, poll: &mut Poll, url: &WsUrl, opts: &Options)
         unread: false,
         last_rx: Instant::now(),
         ping_sent: None,
+        probe: None,
         ping_interval: opts.ping_interval,
         pong_timeout: opts.pong_timeout,
         close_timeout: opts.close_timeout,
@@ -175,6 +176,11 @@ struct Conn<'a> {
     unread: bool,
     last_rx: Instant,
     ping_sent: Option<Instant>,
+    /// Our latest keepalive ping, until its pong comes (for
+    /// `last_ping_rtt_us`): its payload (the number of keepalive pings
+    /// sent before it, 8 bytes big-endian) and when it was queued. Unlike
+    /// `ping_sent`, other input does not clear it.
+    probe: Option<([u8; 8], Instant)>,
     ping_interval: Option<Duration>,
     pong_timeout: Duration,
     close_timeout: Duration,
@@ -204,7 +210,7 @@ impl Conn<'_> {
             loop {
                 let mut raw = None;
                 if readable && !self.eof && !self.life.is_failing() {
-                    match read_raw(&self.sock, &mut self.rx) {
+                    match read_raw(&self.sock, &mut self.rx, &self.socket.stats) {
                         Ok(r) => {
                             if r.bytes > 0 {
                                 self.last_rx = Instant::now();
@@ -328,9 +334,12 @@ impl Conn<'_> {
                 }
             }
             if self.ping_sent.is_none() && now >= self.last_rx + iv && self.life.sends_pings() {
-                // Into the outbox; flushed by the next step.
-                self.socket.outbox.lock().push_control(0x9, &[]);
+                // Into the outbox; flushed by the next step. Its payload
+                // tells its pong from others (wsb_ping's, unsolicited ones).
+                let seq = self.socket.stats.ping_sent().to_be_bytes();
+                self.socket.outbox.lock().push_control(0x9, &seq);
                 self.ping_sent = Some(now);
+                self.probe = Some((seq, now));
             }
         }
     }
@@ -500,6 +509,8 @@ impl Conn<'_> {
         let delivers = self.life.delivers();
         let answers_pings = self.life.sends_pings();
         let mut stopped = None;
+        // Data messages delivered (and their payload bytes), counted once.
+        let (mut messages, mut payload_bytes) = (0u64, 0u64);
         while self.life.reads() {
             let input = match wire.transport.input() {
                 Ok(input) => input,
@@ -516,6 +527,8 @@ impl Conn<'_> {
                 match step.item {
                     Some(Item::Message { text, payload }) => {
                         if delivers {
+                            messages += 1;
+                            payload_bytes += payload.as_slice().len() as u64;
                             self.out
                                 .push(Event::data_in(text, payload, &mut self.spares));
                         }
@@ -527,7 +540,16 @@ impl Conn<'_> {
                             self.socket.outbox.lock().push_control(0xa, payload);
                         }
                     }
-                    Some(Item::Pong(_)) => {}
+                    Some(Item::Pong(p)) => {
+                        let rtt = match self.probe {
+                            Some((seq, at)) if p == seq => {
+                                self.probe = None;
+                                Some(at.elapsed())
+                            }
+                            _ => None,
+                        };
+                        self.socket.stats.pong_received(rtt);
+                    }
                     Some(Item::Close(close)) => {
                         match &close {
                             Ok((code, reason)) => {
@@ -564,6 +586,7 @@ impl Conn<'_> {
             }
             break;
         }
+        self.socket.stats.received(messages, payload_bytes);
         // Flush the outbox: data frames from senders, and what the above
         // produced (pongs, our close).
         let flushed = self.flush(core);

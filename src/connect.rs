@@ -20,6 +20,7 @@ use crate::error::{Code, Error};
 use crate::handshake::{self, Request, ResponseHead};
 use crate::log::log;
 use crate::options::{Options, Proxy};
+use crate::stats::{Phase, Stats};
 use crate::tls;
 use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
@@ -100,33 +101,47 @@ impl Waiter<'_> {
     }
 }
 
-pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Established, Stop> {
+/// Connect to `url`. The bytes read and written are counted in `stats`, and
+/// each phase's duration is recorded there as it ends, failed or not (a
+/// [`Stats::phase`] guard): DNS (not for an IP literal: nothing is
+/// resolved), TCP (with a proxy: the connect to the proxy and its CONNECT
+/// exchange), TLS (the client's setup and the handshake), the upgrade (its
+/// request and the checks of the server's answer).
+pub fn establish(
+    url: &WsUrl,
+    opts: &Options,
+    w: &mut Waiter<'_>,
+    stats: &Arc<Stats>,
+) -> Result<Established, Stop> {
     // `early`: bytes the proxy sent after its CONNECT reply (normally none).
     let (sock, mut early) = match &opts.proxy {
         None => {
-            let addrs = resolve(&url.host, url.ip, url.port, "", w.id)?;
+            let addrs = resolve(&url.host, url.ip, url.port, "", w.id, stats)?;
             w.check("DNS lookup")?;
+            let _tcp = stats.phase(Phase::Tcp);
             (Arc::new(tcp_connect(&addrs, "", w)?), RxBuf::new())
         }
         Some(proxy) => {
             log!(Info, w.id, "via HTTP proxy {}", proxy.authority());
-            let addrs = resolve(&proxy.host, proxy.ip, proxy.port, "proxy ", w.id)?;
+            let addrs = resolve(&proxy.host, proxy.ip, proxy.port, "proxy ", w.id, stats)?;
             w.check("DNS lookup of the proxy")?;
+            let _tcp = stats.phase(Phase::Tcp);
             let sock = tcp_connect(&addrs, "proxy ", w)?;
-            let early = proxy_tunnel(&sock, url, proxy, w)?;
+            let early = proxy_tunnel(&sock, url, proxy, w, stats)?;
             (Arc::new(sock), early)
         }
     };
     let mut transport = if url.tls {
+        let _tls = stats.phase(Phase::Tls);
         let config = tls::client_config(opts)?;
         let name = tls::server_name(&url.host, url.ip)?;
         let conn = rustls::ClientConnection::new(config, name)
             .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
-        let mut t = Transport::tls(sock.clone(), conn);
+        let mut t = Transport::tls(sock.clone(), conn, stats.clone());
         if !early.is_empty() {
             t.supply(&mut early, false);
         }
-        tls_handshake(&sock, &mut t, w).map_err(|stop| match stop {
+        tls_handshake(&sock, &mut t, w, stats).map_err(|stop| match stop {
             Stop::Failed(mut e) if e.code == Code::WSB_ERR_TLS && opts.native_roots => {
                 if let Some(p) = tls::native_roots_problem() {
                     e.detail = format!("{} (OS certificate store: {p})", e.detail);
@@ -138,12 +153,13 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         log!(Info, w.id, "TLS: {}", t.tls_summary());
         t
     } else {
-        let mut t = Transport::plain(sock.clone());
+        let mut t = Transport::plain(sock.clone(), stats.clone());
         if !early.is_empty() {
             t.supply(&mut early, false);
         }
         t
     };
+    let upgrade = stats.phase(Phase::Upgrade);
     let request = Request::new(url, opts)?;
     log!(
         Debug,
@@ -152,7 +168,7 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
         crate::log::redact_head(&request.bytes)
     );
     send_request(&mut transport, &request.bytes, w)?;
-    let head = read_response_head(&sock, &mut transport, w)?;
+    let head = read_response_head(&sock, &mut transport, w, stats)?;
     log!(
         Info,
         w.id,
@@ -162,6 +178,7 @@ pub fn establish(url: &WsUrl, opts: &Options, w: &mut Waiter<'_>) -> Result<Esta
     let offered = handshake::offered_extensions(opts);
     let accepted = handshake::verify(&head, &request.accept, &opts.subprotocols, &offered)?;
     let deflate = handshake::deflate_agreed(opts, &accepted)?;
+    drop(upgrade);
     log!(
         Info,
         w.id,
@@ -218,6 +235,7 @@ fn read_response_head(
     sock: &TcpStream,
     t: &mut Transport,
     w: &mut Waiter<'_>,
+    stats: &Stats,
 ) -> Result<Vec<u8>, Stop> {
     let mut head = ResponseHead::new();
     let mut raw = RxBuf::new();
@@ -239,7 +257,7 @@ fn read_response_head(
             return Err(closed_during_upgrade().into());
         }
         // The transport has nothing left: read the socket, else wait.
-        let r = read_raw(sock, &mut raw).map_err(upgrade_io_error)?;
+        let r = read_raw(sock, &mut raw, stats).map_err(upgrade_io_error)?;
         if r.bytes > 0 || r.eof {
             t.supply(&mut raw, r.eof);
         } else {
@@ -271,17 +289,20 @@ fn upgrade_io_error(e: io::Error) -> Error {
     }
 }
 
-/// `what` is "" or "proxy " (for the details).
+/// `what` is "" or "proxy " (for the details). Timed as the DNS phase
+/// unless `ip` is given (an IP literal: nothing is resolved).
 fn resolve(
     host: &str,
     ip: Option<IpAddr>,
     port: u16,
     what: &str,
     id: u64,
+    stats: &Stats,
 ) -> Result<Vec<SocketAddr>, Stop> {
     if let Some(ip) = ip {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    let _dns = stats.phase(Phase::Dns);
     let addrs: Vec<SocketAddr> = match crate::testing::resolver_override(host) {
         Some(addrs) => addrs,
         None => (host, port)
@@ -507,6 +528,7 @@ fn proxy_tunnel(
     url: &WsUrl,
     proxy: &Proxy,
     w: &mut Waiter<'_>,
+    stats: &Stats,
 ) -> Result<RxBuf, Stop> {
     const STAGE: &str = "proxy CONNECT";
     let target = match url.ip {
@@ -534,7 +556,10 @@ fn proxy_tunnel(
     while !out.is_empty() {
         match (&*sock).write(out) {
             Ok(0) => return Err(fail(format!("proxy {at} closed the connection"))),
-            Ok(n) => out = &out[n..],
+            Ok(n) => {
+                stats.wire_out(n);
+                out = &out[n..];
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => w.wait(STAGE)?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(fail(format!("sending CONNECT to proxy {at}: {e}"))),
@@ -550,7 +575,7 @@ fn proxy_tunnel(
                 "proxy {at} sent a reply to CONNECT longer than {MAX_PROXY_REPLY} bytes"
             )));
         }
-        let r = read_raw(sock, &mut buf)
+        let r = read_raw(sock, &mut buf, stats)
             .map_err(|e| fail(format!("reading the CONNECT reply of proxy {at}: {e}")))?;
         if r.bytes > 0 {
             continue;
@@ -605,7 +630,12 @@ fn proxy_tunnel(
     }
 }
 
-fn tls_handshake(sock: &TcpStream, t: &mut Transport, w: &mut Waiter<'_>) -> Result<(), Stop> {
+fn tls_handshake(
+    sock: &TcpStream,
+    t: &mut Transport,
+    w: &mut Waiter<'_>,
+    stats: &Stats,
+) -> Result<(), Stop> {
     let mut buf = RxBuf::new();
     loop {
         match t.drive_tls_handshake() {
@@ -614,7 +644,7 @@ fn tls_handshake(sock: &TcpStream, t: &mut Transport, w: &mut Waiter<'_>) -> Res
             Err(e) => return Err(tls_error(e).into()),
         }
         loop {
-            let r = read_raw(sock, &mut buf).map_err(tls_error)?;
+            let r = read_raw(sock, &mut buf, stats).map_err(tls_error)?;
             if r.bytes > 0 || r.eof {
                 t.supply(&mut buf, r.eof);
                 break;

@@ -13,6 +13,7 @@
 //! - [`outbox`]: outgoing frames, framed by the sending host thread, written by it or the I/O thread;
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
+//! - [`stats`]: per-socket counters and connect timings (`wsb_get_stats`);
 //! - [`options`], [`tls`], [`url`]: configuration;
 //! - [`log`]: the log lines and where they go (the host's hook, or stderr);
 //! - [`error`]: result codes and details, and the mapping of a stream's I/O errors;
@@ -37,6 +38,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod socket;
+pub mod stats;
 #[doc(hidden)]
 pub mod testing;
 pub mod time;

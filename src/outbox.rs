@@ -20,6 +20,7 @@ use mio::net::TcpStream;
 use crate::log::log;
 use crate::protocol::deflate::{self, Agreed, Deflater};
 use crate::protocol::write;
+use crate::stats::Sent;
 
 /// Past this many unwritten bytes a sender in a burst flushes itself.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -59,6 +60,10 @@ pub struct Outbox {
     scratch: Vec<u8>,
     /// The socket, for the DEBUG line of each frame (0: none).
     id: u64,
+    /// What `wsb_get_stats` counts under this lock: the host's messages
+    /// (counted by `Socket::send`) and the bytes written here. Kept when
+    /// the connection closes.
+    pub sent: Sent,
 }
 
 impl Outbox {
@@ -203,7 +208,10 @@ impl Outbox {
         while !self.is_empty() {
             match w.write(self.unwritten()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.advance(n),
+                Ok(n) => {
+                    self.sent.wire += n as u64;
+                    self.advance(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.blocked = true;
                     return Ok(false);

@@ -27,6 +27,7 @@ use crate::notify::Notify;
 use crate::options::Options;
 use crate::outbox::{self, Outbox};
 use crate::protocol::Reader;
+use crate::stats::{Snapshot, Stats};
 use crate::time::deadline_after;
 use crate::transport::Transport;
 
@@ -90,6 +91,9 @@ pub struct Socket {
     send_queue_limit: usize,
     /// permessage-deflate was negotiated (set before OPEN).
     pub(crate) compression: AtomicBool,
+    /// Counters for `wsb_get_stats` (the rest are in the outbox, see
+    /// [`crate::stats`]). Shared with the connection's `Transport`.
+    pub(crate) stats: Arc<Stats>,
 }
 
 pub struct Spawned {
@@ -122,6 +126,7 @@ impl Socket {
             max_message_size: opts.max_message_size,
             send_queue_limit: opts.send_queue_limit,
             compression: AtomicBool::new(false),
+            stats: Arc::default(),
         });
         Ok(Spawned { socket, poll })
     }
@@ -184,6 +189,15 @@ impl Socket {
         self.outbox.lock().buffered()
     }
 
+    /// wsb_get_stats: every counter, `queued_bytes` as `buffered_amount`.
+    pub fn stats(&self) -> Snapshot {
+        let (sent, queued) = {
+            let ob = self.outbox.lock();
+            (ob.sent, ob.buffered())
+        };
+        self.stats.snapshot(sent, queued)
+    }
+
     /// Queue or write one message (`opcode` 1 text, 2 binary, 9 ping).
     /// Never blocks on the network.
     pub fn send(&self, opcode: u8, payload: &[u8]) -> Result<()> {
@@ -208,6 +222,9 @@ impl Socket {
                     let mut ob = self.outbox.lock();
                     self.check_limit(&ob, len)?;
                     ob.queued_payload += len;
+                    if opcode != 9 {
+                        ob.sent.message(len);
+                    }
                     core.queue.push_back((opcode, payload.to_vec()));
                     return Ok(());
                 }
@@ -224,6 +241,9 @@ impl Socket {
         self.check_limit(&ob, len)?;
         let was_empty = ob.is_empty();
         ob.push_frame(opcode, payload);
+        if opcode != 9 {
+            ob.sent.message(len);
+        }
         // Write from the calling thread when the socket is idle: lowest
         // latency, no hand-off. In a burst (sends into an empty outbox closer
         // together than BURST_GAP), or behind frames not yet written, leave

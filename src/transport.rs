@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use rustls::ClientConnection;
 
 use crate::outbox::Outbox;
+use crate::stats::Stats;
 
 /// Largest chunk read from the socket before it is parsed.
 pub const MAX_READ_CHUNK: usize = 256 * 1024;
@@ -39,6 +40,9 @@ pub struct Transport {
     plain_pos: usize,
     /// Once open: what `flush_outbox` writes (see [`crate::outbox`]).
     outbox: Option<Arc<Mutex<Outbox>>>,
+    /// Counts the bytes written here other than the outbox's plain writes
+    /// (the upgrade request, TLS records).
+    stats: Arc<Stats>,
 }
 
 /// Bytes read from the socket: `data[..end]` is filled. `data` keeps its
@@ -116,8 +120,17 @@ pub struct RawRead {
 }
 
 /// Read from the socket into `buf` (appending) until it would block, hits EOF,
-/// or `MAX_READ_CHUNK` bytes have been read. Grows `buf` on demand.
-pub fn read_raw(sock: &TcpStream, buf: &mut RxBuf) -> io::Result<RawRead> {
+/// or `MAX_READ_CHUNK` bytes have been read. Grows `buf` on demand. The
+/// bytes read are counted in `stats`, once per call.
+pub fn read_raw(sock: &TcpStream, buf: &mut RxBuf, stats: &Stats) -> io::Result<RawRead> {
+    let r = read_chunk(sock, buf);
+    if let Ok(r) = &r {
+        stats.wire_in(r.bytes);
+    }
+    r
+}
+
+fn read_chunk(sock: &TcpStream, buf: &mut RxBuf) -> io::Result<RawRead> {
     let mut out = RawRead {
         bytes: 0,
         eof: false,
@@ -150,7 +163,7 @@ fn would_block() -> io::Error {
 }
 
 impl Transport {
-    fn new(sock: Arc<TcpStream>, tls: Option<Box<ClientConnection>>) -> Self {
+    fn new(sock: Arc<TcpStream>, tls: Option<Box<ClientConnection>>, stats: Arc<Stats>) -> Self {
         Transport {
             sock,
             tls,
@@ -160,15 +173,16 @@ impl Transport {
             plain: RxBuf::new(),
             plain_pos: 0,
             outbox: None,
+            stats,
         }
     }
 
-    pub fn plain(sock: Arc<TcpStream>) -> Self {
-        Self::new(sock, None)
+    pub fn plain(sock: Arc<TcpStream>, stats: Arc<Stats>) -> Self {
+        Self::new(sock, None, stats)
     }
 
-    pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection) -> Self {
-        Self::new(sock, Some(Box::new(conn)))
+    pub fn tls(sock: Arc<TcpStream>, conn: ClientConnection, stats: Arc<Stats>) -> Self {
+        Self::new(sock, Some(Box::new(conn)), stats)
     }
 
     pub fn is_tls(&self) -> bool {
@@ -320,7 +334,7 @@ impl Transport {
             while tls.wants_write() {
                 match tls.write_tls(&mut w) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(_) => {}
+                    Ok(n) => self.stats.wire_out(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
@@ -459,7 +473,9 @@ impl Transport {
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_deref_mut() else {
-            return (&*self.sock).write(buf);
+            let n = (&*self.sock).write(buf)?;
+            self.stats.wire_out(n);
+            return Ok(n);
         };
         let mut n = tls.writer().write(buf)?;
         if n == 0 && !buf.is_empty() {

@@ -290,6 +290,34 @@ fn ws_echo_through_a_connect_proxy() {
 }
 
 #[test]
+fn stats_count_the_connect_exchange_and_time_it_as_tcp() {
+    let srv = TestServer::start();
+    let proxy = TestProxy::start(Mode::Tunnel);
+    let direct = Ws::open(&srv.url("/echo"), None);
+    echo(&direct);
+    let tunnelled = Ws::open(&srv.url("/echo"), Some(&via(&proxy.url())));
+    echo(&tunnelled);
+    let (d, t) = (direct.stats(), tunnelled.stats());
+    // The same exchange, plus the CONNECT request and the proxy's reply.
+    let request = proxy.heads()[0].len() as u64;
+    let reply = b"HTTP/1.1 200 Connection established\r\n\r\n".len() as u64;
+    assert_eq!(t.wire_bytes_out, d.wire_bytes_out + request, "{t:?} {d:?}");
+    assert_eq!(t.wire_bytes_in, d.wire_bytes_in + reply, "{t:?} {d:?}");
+    assert_eq!(
+        (
+            t.messages_out,
+            t.payload_bytes_out,
+            t.messages_in,
+            t.payload_bytes_in
+        ),
+        (2, 23, 2, 23)
+    );
+    // The proxy is an IP address: no lookup; the tunnel is part of TCP.
+    assert!(t.tcp_us > 0 && t.upgrade_us > 0, "{t:?}");
+    assert_eq!((t.dns_us, t.tls_us), (0, 0), "{t:?}");
+}
+
+#[test]
 fn wss_echo_through_a_connect_proxy_with_tls_end_to_end() {
     let srv = TestServer::start();
     let proxy = TestProxy::start(Mode::Tunnel);

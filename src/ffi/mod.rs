@@ -17,6 +17,7 @@ pub mod library;
 pub mod log;
 pub mod options;
 pub mod socket;
+pub mod stats;
 pub mod types;
 
 thread_local! {

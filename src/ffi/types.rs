@@ -77,3 +77,65 @@ pub type wsb_notify_fn = Option<extern "C" fn(user_data: *mut c_void, socket: ws
 pub struct wsb_options {
     pub(crate) inner: crate::options::Options,
 }
+
+/// (Addition to ABI v1.) Statistics of one socket, filled in by
+/// wsb_get_stats(). Set `size` to sizeof(wsb_stats) before the call: later
+/// versions may add fields at the end, and a library only fills the fields
+/// that fit in `size` bytes (see wsb_get_stats).
+///
+/// Counters count from wsb_connect to the end of the connection and keep
+/// their final values after it. The difference between a wire and a
+/// payload counter is the framing, the HTTP upgrade, TLS, and compression
+/// when it was negotiated (payload counters are uncompressed sizes). The
+/// `_us` durations of the connect are recorded as each phase ends,
+/// successfully or not, and are at least 1 for a phase that ran: 0 means it
+/// did not (yet) run.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct wsb_stats {
+    /// In: sizeof(wsb_stats) as the caller knows it. Never written.
+    pub size: u32,
+    /// Bytes read from the TCP socket: the upgrade response, a proxy's
+    /// CONNECT reply, TLS records, frames.
+    pub wire_bytes_in: u64,
+    /// Bytes written to the TCP socket: the upgrade request, the proxy
+    /// CONNECT request, TLS records, frames.
+    pub wire_bytes_out: u64,
+    /// Payload bytes of the messages counted in `messages_in`, as the host
+    /// receives them (after decompression).
+    pub payload_bytes_in: u64,
+    /// Payload bytes of the messages counted in `messages_out`, as the host
+    /// gave them (before compression).
+    pub payload_bytes_out: u64,
+    /// Text and binary messages delivered to the host as events.
+    pub messages_in: u64,
+    /// Text and binary messages accepted by wsb_send_text / wsb_send_binary
+    /// (WSB_OK; while CONNECTING too), whether or not they reached the
+    /// network before the connection ended. wsb_ping is not counted.
+    pub messages_out: u64,
+    /// Keepalive pings sent (wsb_options_set_keepalive); wsb_ping is not
+    /// counted.
+    pub pings_sent: u64,
+    /// Pong frames received from the peer (answers to keepalive pings, to
+    /// wsb_ping, and unsolicited ones).
+    pub pongs_received: u64,
+    /// Microseconds between the most recent keepalive ping that was
+    /// answered and its pong (at least 1); 0 until a pong answered one of
+    /// our keepalive pings.
+    pub last_ping_rtt_us: u64,
+    /// Payload bytes sent but not yet written to the network: the value
+    /// wsb_buffered_amount returns at the time of the call.
+    pub queued_bytes: u64,
+    /// Microseconds the DNS lookup took; 0 for an IP address (nothing is
+    /// resolved). With a proxy: the lookup of the proxy's host.
+    pub dns_us: u64,
+    /// Microseconds the TCP connect took (every address tried, RFC 8305).
+    /// With a proxy: the connect to the proxy and its CONNECT exchange.
+    pub tcp_us: u64,
+    /// Microseconds the TLS setup and handshake took; 0 for ws://.
+    pub tls_us: u64,
+    /// Microseconds the WebSocket upgrade took: the request and the
+    /// server's response.
+    pub upgrade_us: u64,
+}

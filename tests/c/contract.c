@@ -6,6 +6,7 @@
  *
  * Prints one line per check and ends with "N passed, N failed".
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,67 @@ static void test_echo(void) {
     CHECK(wsb_send_text(s, "x", 1) == WSB_ERR_INVALID_HANDLE, "stale handle detected");
 }
 
+/* wsb_get_stats: exact counts, the size rule (an older, shorter struct in a
+ * buffer with a canary after it), after CLOSE, after wsb_free, bad arguments. */
+static void test_stats(void) {
+    wsb_socket s = 0;
+    wsb_event ev;
+    wsb_stats st;
+    union {
+        wsb_stats aligned;
+        unsigned char bytes[sizeof(wsb_stats) + 32];
+    } buf;
+    /* A program built against a header whose struct ended at messages_out. */
+    const size_t old_size = offsetof(wsb_stats, messages_out) + sizeof(uint64_t);
+    size_t i;
+    int ok;
+
+    memset(&ev, 0, sizeof ev);
+    CHECK(wsb_connect(url("/echo"), NULL, &s) == WSB_OK, "stats: connect echo");
+    CHECK(wsb_send_text(s, "early", 5) == WSB_OK, "stats: send while connecting");
+    CHECK(wsb_wait_open(s, 10000) == WSB_OK, "stats: wait_open");
+    CHECK(wsb_send_binary(s, "\0\1\2", 3) == WSB_OK, "stats: send binary");
+    ok = next(s, &ev) == WSB_OK && ev.kind == WSB_EVENT_OPEN;
+    ok = ok && next(s, &ev) == WSB_OK && ev.kind == WSB_EVENT_TEXT;
+    ok = ok && next(s, &ev) == WSB_OK && ev.kind == WSB_EVENT_BINARY;
+    CHECK(ok, "stats: both echoed");
+
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    CHECK(wsb_get_stats(s, &st) == WSB_OK && st.size == sizeof st, "get_stats, size left as set");
+    CHECK(st.messages_out == 2 && st.messages_in == 2 && st.payload_bytes_out == 8 &&
+              st.payload_bytes_in == 8,
+          "stats: exact message and payload counts");
+    CHECK(st.wire_bytes_out > st.payload_bytes_out && st.wire_bytes_in > st.payload_bytes_in,
+          "stats: wire bytes include framing and the upgrade");
+    CHECK(st.queued_bytes == 0 && st.tcp_us > 0 && st.upgrade_us > 0 && st.tls_us == 0 && st.dns_us == 0,
+          "stats: queued 0, tcp and upgrade timed, no TLS, no DNS for 127.0.0.1");
+
+    memset(buf.bytes, 0xA5, sizeof buf.bytes);
+    buf.aligned.size = (uint32_t)old_size;
+    CHECK(wsb_get_stats(s, &buf.aligned) == WSB_OK, "get_stats with an older size");
+    ok = buf.aligned.size == old_size && buf.aligned.messages_out == 2 && buf.aligned.payload_bytes_in == 8;
+    for (i = old_size; i < sizeof buf.bytes; i++) ok = ok && buf.bytes[i] == 0xA5;
+    CHECK(ok, "older size: its fields filled, nothing written past it");
+
+    memset(buf.bytes, 0xA5, sizeof buf.bytes);
+    buf.aligned.size = 0;
+    CHECK(wsb_get_stats(s, &buf.aligned) == WSB_ERR_INVALID_ARGUMENT, "size 0 refused");
+    for (ok = 1, i = sizeof(uint32_t); i < sizeof buf.bytes; i++) ok = ok && buf.bytes[i] == 0xA5;
+    CHECK(ok, "size 0: nothing written");
+    CHECK(wsb_get_stats(s, NULL) == WSB_ERR_NULL_ARGUMENT, "get_stats NULL out");
+
+    CHECK(wsb_close(s, 1000, NULL) == WSB_OK, "stats: close");
+    while (next(s, &ev) == WSB_OK && ev.kind != WSB_EVENT_CLOSE) {
+    }
+    CHECK(ev.kind == WSB_EVENT_CLOSE, "stats: CLOSE");
+    st.size = sizeof st;
+    CHECK(wsb_get_stats(s, &st) == WSB_OK && st.messages_out == 2 && st.messages_in == 2,
+          "get_stats after CLOSE: the final counts");
+    wsb_free(s);
+    CHECK(wsb_get_stats(s, &st) == WSB_ERR_INVALID_HANDLE, "get_stats after free");
+}
+
 static void test_failures(void) {
     wsb_socket s = 0;
     wsb_event ev;
@@ -197,6 +259,7 @@ int main(int argc, char **argv) {
     test_null_arguments();
     test_urls();
     test_echo();
+    test_stats();
     test_failures();
     test_log();
     test_shutdown();

@@ -8,6 +8,7 @@ use std::ptr;
 use wsbridge::ffi::library::*;
 use wsbridge::ffi::options::*;
 use wsbridge::ffi::socket::*;
+use wsbridge::ffi::stats::wsb_get_stats;
 use wsbridge::ffi::types::*;
 use wsbridge::wsb_result;
 use wsbridge::wsb_result::*;
@@ -205,6 +206,17 @@ impl Ws {
         let mut n = usize::MAX;
         assert_eq!(wsb_buffered_amount(self.0, &mut n), WSB_OK);
         n
+    }
+    /// wsb_get_stats with this library's size (which it leaves as set).
+    pub fn stats(&self) -> wsb_stats {
+        let size = std::mem::size_of::<wsb_stats>() as u32;
+        let mut st = wsb_stats {
+            size,
+            ..wsb_stats::default()
+        };
+        assert_eq!(wsb_get_stats(self.0, &mut st), WSB_OK, "{}", last_error());
+        assert_eq!(st.size, size, "size is never written");
+        st
     }
 
     /// The next event within WAIT_MS, or None on timeout.
