@@ -4,7 +4,7 @@
 use std::mem::{offset_of, size_of};
 
 use super::types::{wsb_socket, wsb_stats};
-use super::{boundary, null_arg};
+use super::{boundary_on, null_arg};
 use crate::error::{wsb_result, Code, Error};
 use crate::registry;
 use crate::stats::Snapshot;
@@ -63,7 +63,7 @@ fn filled_end(size: u32) -> usize {
 /// counts); after wsb_free, WSB_ERR_INVALID_HANDLE. Any thread; never blocks.
 #[no_mangle]
 pub extern "C" fn wsb_get_stats(s: wsb_socket, out: *mut wsb_stats) -> wsb_result {
-    boundary(|| {
+    boundary_on(s, || {
         if out.is_null() {
             return Err(null_arg("out"));
         }
