@@ -285,6 +285,25 @@ fn failures_are_errors_and_protocol_violations_warnings() {
 }
 
 #[test]
+fn a_keepalive_timeout_is_a_warning() {
+    let srv = TestServer::start();
+    let hook = Hooked::install(WARN);
+    // The peer never reads, so our pings go unanswered.
+    let ws = Ws::open(&srv.url("/silent"), Some(&Opts::new().keepalive(100, 200)));
+    ws.until_close();
+    assert_in_order(
+        &hook.lines_of(ws.0),
+        &[
+            (
+                WARN,
+                "keepalive: nothing received within 200 ms of our ping",
+            ),
+            (ERROR, "ERROR WSB_ERR_IO: keepalive timeout"),
+        ],
+    );
+}
+
+#[test]
 fn a_rejected_certificate_is_logged_with_its_subject() {
     let srv = TestServer::start();
     let hook = Hooked::install(INFO);
