@@ -296,8 +296,8 @@ typedef struct wsb_stats {
    */
   uint64_t messages_out;
   /**
-   * Keepalive pings sent (wsb_options_set_keepalive); wsb_ping is not
-   * counted.
+   * Pings sent: keepalive pings (wsb_options_set_keepalive) and the
+   * host's (wsb_ping).
    */
   uint64_t pings_sent;
   /**

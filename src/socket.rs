@@ -222,7 +222,9 @@ impl Socket {
                     let mut ob = self.outbox.lock();
                     self.check_limit(&ob, len)?;
                     ob.queued_payload += len;
-                    if opcode != 9 {
+                    if opcode == 9 {
+                        self.stats.ping_sent();
+                    } else {
                         ob.sent.message(len);
                     }
                     core.queue.push_back((opcode, payload.to_vec()));
@@ -241,7 +243,9 @@ impl Socket {
         self.check_limit(&ob, len)?;
         let was_empty = ob.is_empty();
         ob.push_frame(opcode, payload);
-        if opcode != 9 {
+        if opcode == 9 {
+            self.stats.ping_sent();
+        } else {
             ob.sent.message(len);
         }
         // Write from the calling thread when the socket is idle: lowest

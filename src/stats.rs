@@ -126,7 +126,8 @@ impl Stats {
         }
     }
 
-    /// A keepalive ping is queued: how many were before it.
+    /// A ping is queued (a keepalive ping, or the host's `wsb_ping`): how
+    /// many were before it (a keepalive ping's sequence number).
     pub fn ping_sent(&self) -> u64 {
         self.pings_sent.fetch_add(1, Relaxed)
     }

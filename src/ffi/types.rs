@@ -114,8 +114,8 @@ pub struct wsb_stats {
     /// (WSB_OK; while CONNECTING too), whether or not they reached the
     /// network before the connection ended. wsb_ping is not counted.
     pub messages_out: u64,
-    /// Keepalive pings sent (wsb_options_set_keepalive); wsb_ping is not
-    /// counted.
+    /// Pings sent: keepalive pings (wsb_options_set_keepalive) and the
+    /// host's (wsb_ping).
     pub pings_sent: u64,
     /// Pong frames received from the peer (answers to keepalive pings, to
     /// wsb_ping, and unsolicited ones).
