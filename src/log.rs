@@ -202,7 +202,7 @@ pub fn emit(level: Level, socket: u64, write: &dyn Fn(&mut fmt::Formatter<'_>) -
 }
 
 /// A line as written to stderr: `wsbridge INFO socket 3: OPEN`.
-pub struct Line<'a>(pub Level, pub u64, pub &'a CStr);
+struct Line<'a>(Level, u64, &'a CStr);
 
 impl fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

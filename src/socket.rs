@@ -198,6 +198,16 @@ impl Socket {
         self.stats.snapshot(sent, queued)
     }
 
+    /// Count a send `Socket::send` accepted (under the outbox lock): a
+    /// data message in the outbox's counters, a `wsb_ping` as a ping.
+    fn count_accepted(&self, ob: &mut Outbox, opcode: u8, len: usize) {
+        if opcode == 9 {
+            self.stats.ping_sent();
+        } else {
+            ob.sent.message(len);
+        }
+    }
+
     /// Queue or write one message (`opcode` 1 text, 2 binary, 9 ping).
     /// Never blocks on the network.
     pub fn send(&self, opcode: u8, payload: &[u8]) -> Result<()> {
@@ -222,11 +232,7 @@ impl Socket {
                     let mut ob = self.outbox.lock();
                     self.check_limit(&ob, len)?;
                     ob.queued_payload += len;
-                    if opcode == 9 {
-                        self.stats.ping_sent();
-                    } else {
-                        ob.sent.message(len);
-                    }
+                    self.count_accepted(&mut ob, opcode, len);
                     core.queue.push_back((opcode, payload.to_vec()));
                     return Ok(());
                 }
@@ -243,11 +249,7 @@ impl Socket {
         self.check_limit(&ob, len)?;
         let was_empty = ob.is_empty();
         ob.push_frame(opcode, payload);
-        if opcode == 9 {
-            self.stats.ping_sent();
-        } else {
-            ob.sent.message(len);
-        }
+        self.count_accepted(&mut ob, opcode, len);
         // Write from the calling thread when the socket is idle: lowest
         // latency, no hand-off. In a burst (sends into an empty outbox closer
         // together than BURST_GAP), or behind frames not yet written, leave
