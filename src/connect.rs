@@ -24,6 +24,7 @@ use crate::stats::{Phase, Stats};
 use crate::tls;
 use crate::transport::{read_raw, RxBuf, Transport};
 use crate::url::WsUrl;
+use crate::wire::{self, Wire};
 
 pub const SOCK: Token = Token(0);
 pub const WAKE: Token = Token(1);
@@ -496,6 +497,7 @@ fn start_attempt(
     w: &mut Waiter<'_>,
 ) -> Result<TcpStream, Error> {
     let mut stream = TcpStream::connect(addr).map_err(|e| connect_error(what, addr, e))?;
+    wire::guard(&stream).map_err(|e| connect_error(what, addr, e))?;
     w.poll
         .registry()
         .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
@@ -554,7 +556,7 @@ fn proxy_tunnel(
     );
     let mut out = request.as_bytes();
     while !out.is_empty() {
-        match (&*sock).write(out) {
+        match Wire(sock).write(out) {
             Ok(0) => return Err(fail(format!("proxy {at} closed the connection"))),
             Ok(n) => {
                 stats.wire_out(n);

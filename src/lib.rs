@@ -8,6 +8,7 @@
 //! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
 //! - [`handshake`]: the upgrade's request bytes and the checks of the server's 101 response;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls);
+//! - [`wire`]: every write to a socket, unable to raise SIGPIPE;
 //! - [`protocol`]: the frame layer: how a frame is validated (bytes in →
 //!   messages) and how a frame is written;
 //! - [`outbox`]: outgoing frames, framed by the sending host thread, written by it or the I/O thread;
@@ -45,5 +46,6 @@ pub mod time;
 pub mod tls;
 pub mod transport;
 pub mod url;
+pub mod wire;
 
 pub use error::{wsb_result, Code, Error};

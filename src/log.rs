@@ -24,6 +24,8 @@ use std::sync::OnceLock;
 
 use parking_lot::RwLock;
 
+use crate::ffi::sigpipe;
+
 /// How much a line matters. The values are the C `wsb_log_level`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -94,10 +96,12 @@ fn env_level() -> Option<Level> {
         let v = std::env::var("WSBRIDGE_LOG").ok()?;
         let level = Level::parse(&v);
         if level.is_none() && !v.trim().is_empty() {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "wsbridge: WSBRIDGE_LOG={v:?} is not one of error, warn, info, debug: not logging"
-            );
+            let _ = sigpipe::guarded(|| {
+                writeln!(
+                    std::io::stderr().lock(),
+                    "wsbridge: WSBRIDGE_LOG={v:?} is not one of error, warn, info, debug: not logging"
+                )
+            });
         }
         level
     })
@@ -195,7 +199,9 @@ pub fn emit(level: Level, socket: u64, write: &dyn Fn(&mut fmt::Formatter<'_>) -
         }
         None => {
             if env_level().is_some_and(|max| level <= max) {
-                let _ = writeln!(std::io::stderr().lock(), "{}", Line(level, socket, &line));
+                let _ = sigpipe::guarded(|| {
+                    writeln!(std::io::stderr().lock(), "{}", Line(level, socket, &line))
+                });
             }
         }
     }

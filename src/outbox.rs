@@ -21,6 +21,7 @@ use crate::log::log;
 use crate::protocol::deflate::{self, Agreed, Deflater};
 use crate::protocol::write;
 use crate::stats::Sent;
+use crate::wire::Wire;
 
 /// Past this many unwritten bytes a sender in a burst flushes itself.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -94,7 +95,7 @@ impl Outbox {
     /// it would block. None for TLS (see `Transport::flush_outbox`).
     pub fn flush_plain(&mut self) -> Option<io::Result<bool>> {
         let sock = self.sock.take()?;
-        let r = self.write_to(&*sock);
+        let r = self.write_to(Wire(&sock));
         self.sock = Some(sock);
         Some(r)
     }

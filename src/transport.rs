@@ -20,6 +20,7 @@ use rustls::ClientConnection;
 
 use crate::outbox::Outbox;
 use crate::stats::Stats;
+use crate::wire::Wire;
 
 /// Largest chunk read from the socket before it is parsed.
 pub const MAX_READ_CHUNK: usize = 256 * 1024;
@@ -222,7 +223,7 @@ impl Transport {
         };
         let mut ob = outbox.lock();
         if self.tls.is_none() {
-            return ob.write_to(&*self.sock);
+            return ob.write_to(Wire(&self.sock));
         }
         loop {
             if !ob.is_empty() {
@@ -330,7 +331,7 @@ impl Transport {
     /// TLS: write queued records to the socket until done or it would block.
     fn write_tls(&mut self) -> io::Result<()> {
         if let Some(tls) = self.tls.as_deref_mut() {
-            let mut w = &*self.sock;
+            let mut w = Wire(&self.sock);
             while tls.wants_write() {
                 match tls.write_tls(&mut w) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -473,7 +474,7 @@ impl Transport {
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let Some(tls) = self.tls.as_deref_mut() else {
-            let n = (&*self.sock).write(buf)?;
+            let n = Wire(&self.sock).write(buf)?;
             self.stats.wire_out(n);
             return Ok(n);
         };

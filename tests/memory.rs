@@ -18,8 +18,8 @@ mod capi;
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Shutdown, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -144,38 +144,6 @@ struct PeerEnd {
     client_close: Option<Option<u16>>,
 }
 
-/// Reads the HTTP request head (bounded) and answers the upgrade, accepting
-/// permessage-deflate if `deflate`.
-fn upgrade(s: &mut TcpStream, deflate: bool) {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert!(head.len() < 16 * 1024, "request head too long");
-        assert_eq!(s.read(&mut b).expect("read request"), 1, "EOF in request");
-        head.push(b[0]);
-    }
-    let head = String::from_utf8(head).expect("request head is ASCII");
-    let key = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_string())
-        })
-        .expect("Sec-WebSocket-Key");
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let ext = if deflate {
-        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-    } else {
-        ""
-    };
-    let resp = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n{ext}\r\n"
-    );
-    s.write_all(resp.as_bytes()).expect("write 101");
-}
-
 /// A one-connection peer that floods the client as `flood` says. It keeps
 /// writing after the client's close frame (a hostile peer does not stop),
 /// until `total` is out or the client drops the connection; then it shuts
@@ -217,7 +185,7 @@ fn hostile_peer(flood: Flood) -> (u16, JoinHandle<PeerEnd>) {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(PEER_IO_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(PEER_IO_TIMEOUT)).unwrap();
-        upgrade(&mut s, matches!(flood, Flood::Bomb { .. }));
+        raw::accept_upgrade(&mut s, matches!(flood, Flood::Bomb { .. })).expect("upgrade");
         let mut r = s.try_clone().unwrap();
         let reader = std::thread::spawn(move || {
             // Until EOF, an error or the read timeout: bounded.

@@ -16,6 +16,7 @@ use crate::error::{wsb_result, Code, Error, Result};
 pub mod library;
 pub mod log;
 pub mod options;
+pub(crate) mod sigpipe;
 pub mod socket;
 pub mod stats;
 pub mod types;

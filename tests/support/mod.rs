@@ -36,6 +36,7 @@
 //! pings, echoes the client's close frame payload unchanged, then closes.
 
 mod conn;
+pub mod dropper;
 mod handlers;
 pub mod raw;
 mod tls;

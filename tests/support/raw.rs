@@ -154,6 +154,38 @@ pub fn handshake<S: Read + Write>(
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
+/// Server side of the upgrade: reads the request head (bounded), answers
+/// 101 with the right `Sec-WebSocket-Accept`, accepting permessage-deflate
+/// (with no parameters) if `deflate` and the request offers it. Returns the
+/// request head.
+pub fn accept_upgrade<S: Read + Write>(s: &mut S, deflate: bool) -> io::Result<String> {
+    let head = super::conn::read_head(s)?;
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let key =
+        header("sec-websocket-key").ok_or_else(|| io::Error::other("no Sec-WebSocket-Key"))?;
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let offered =
+        header("sec-websocket-extensions").is_some_and(|e| e.contains("permessage-deflate"));
+    let ext = if deflate && offered {
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    } else {
+        ""
+    };
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n{ext}\r\n"
+    );
+    s.write_all(resp.as_bytes())?;
+    s.flush()?;
+    Ok(head)
+}
+
 /// Plain-TCP raw client: connects to 127.0.0.1:`port` (read/write timeouts of
 /// 10 s), performs [`handshake`] for `path` and returns the socket and the
 /// response head.
