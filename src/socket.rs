@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
@@ -94,6 +94,9 @@ pub struct Socket {
     /// Counters for `wsb_get_stats` (the rest are in the outbox, see
     /// [`crate::stats`]). Shared with the connection's `Transport`.
     pub(crate) stats: Arc<Stats>,
+    /// The counters when the socket became Closed (CLOSE queued): what
+    /// `wsb_get_stats` reports from then on.
+    final_stats: OnceLock<Snapshot>,
 }
 
 pub struct Spawned {
@@ -127,6 +130,7 @@ impl Socket {
             send_queue_limit: opts.send_queue_limit,
             compression: AtomicBool::new(false),
             stats: Arc::default(),
+            final_stats: OnceLock::new(),
         });
         Ok(Spawned { socket, poll })
     }
@@ -135,7 +139,15 @@ impl Socket {
         State::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    /// Callers that make the socket Closed hold no outbox lock (it is taken
+    /// here, after the core lock if they hold that).
     pub(crate) fn set_state(&self, s: State) {
+        if s == State::Closed {
+            // The counters stop where CLOSE is queued (every CLOSE follows
+            // this): bytes a linger still reads, such as a TLS
+            // close_notify, are not counted.
+            let _ = self.final_stats.set(self.live_stats());
+        }
         self.state.store(s as u8, Ordering::Release);
     }
 
@@ -190,7 +202,18 @@ impl Socket {
     }
 
     /// wsb_get_stats: every counter, `queued_bytes` as `buffered_amount`.
+    /// Once Closed, the counters as they were when CLOSE was queued.
     pub fn stats(&self) -> Snapshot {
+        match self.final_stats.get() {
+            Some(last) => Snapshot {
+                queued_bytes: self.buffered_amount() as u64,
+                ..*last
+            },
+            None => self.live_stats(),
+        }
+    }
+
+    fn live_stats(&self) -> Snapshot {
         let (sent, queued) = {
             let ob = self.outbox.lock();
             (ob.sent, ob.buffered())

@@ -434,3 +434,60 @@ fn a_full_queue_refuses_without_counting() {
     let st = stats(&ws);
     assert_eq!((st.messages_out, st.payload_bytes_out), (1, 10));
 }
+
+/// A wss:// peer that answers the client's close frame at once but sends
+/// its TLS close_notify `delay` later, then closes TCP. The returned channel
+/// says when the peer has seen the client leave (after the library read
+/// the close_notify and the end of the stream).
+fn late_close_notify_peer(delay: Duration) -> (String, String, std::sync::mpsc::Receiver<()>) {
+    use std::io::Write;
+    use support::raw;
+    let tls = support::tls_setup(&["localhost", "127.0.0.1"], false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("wss://localhost:{}/", listener.local_addr().unwrap().port());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = tls.server_config.clone();
+    std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(T)).unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        raw::accept_upgrade(&mut s, false).unwrap();
+        loop {
+            let f = raw::read_frame(&mut s, 1 << 20).unwrap().expect("a frame");
+            if f.opcode == raw::OP_CLOSE {
+                s.write_all(&raw::encode_frame(true, raw::OP_CLOSE, &f.payload, None))
+                    .unwrap();
+                break;
+            }
+        }
+        // The peer's own pace, not a synchronisation: the record comes
+        // while the client waits for TCP to close.
+        std::thread::sleep(delay);
+        s.conn.send_close_notify();
+        s.flush().unwrap();
+        s.sock.shutdown(std::net::Shutdown::Write).unwrap();
+        // The client closes its side once it has read all of it.
+        let _ = raw::read_to_end_lossy(&mut s.sock);
+        let _ = tx.send(());
+    });
+    (url, tls.ca_pem, rx)
+}
+
+#[test]
+fn counters_stop_when_close_is_queued() {
+    let (url, ca, peer_done) = late_close_notify_peer(Duration::from_millis(200));
+    let ws = Ws::open(&url, Some(&Opts::new().ca(&ca)));
+    assert_eq!(ws.send_text("hello"), WSB_OK);
+    assert_eq!(ws.close(1000, None), WSB_OK);
+    let evs = ws.until_close();
+    assert_eq!(kinds(&evs).last(), Some(&WSB_EVENT_CLOSE));
+    assert!(evs.last().unwrap().clean, "{evs:?}");
+    let at_close = stats(&ws);
+    // The close_notify (one TLS record) arrives after CLOSE; the peer
+    // reports once the client has read it and closed the connection.
+    peer_done.recv_timeout(T).expect("the client closed TCP");
+    let later = stats(&ws);
+    assert_eq!(later, at_close, "the counters moved after CLOSE");
+    assert!(at_close.wire_bytes_in > 0 && at_close.wire_bytes_out > 0);
+}

@@ -83,8 +83,11 @@ pub struct wsb_options {
 /// versions may add fields at the end, and a library only fills the fields
 /// that fit in `size` bytes (see wsb_get_stats).
 ///
-/// Counters count from wsb_connect to the end of the connection and keep
-/// their final values after it. The difference between a wire and a
+/// Counters count from wsb_connect until the CLOSE event is queued and keep
+/// those values after it: bytes that still cross the socket after CLOSE
+/// (a TLS close_notify read while the library waits for the server to
+/// close TCP) are not counted. `queued_bytes` alone stays live, as
+/// wsb_buffered_amount. The difference between a wire and a
 /// payload counter is the framing, the HTTP upgrade, TLS, and compression
 /// when it was negotiated (payload counters are uncompressed sizes). The
 /// `_us` durations of the connect are recorded as each phase ends,
