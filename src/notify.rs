@@ -4,12 +4,14 @@
 //! soon as wsb_free returns.
 
 use std::cell::Cell;
-use std::ffi::c_void;
+use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-/// The C callback type: `void (*)(void *user_data, wsb_socket socket)`.
-pub type NotifyFn = extern "C" fn(user_data: *mut c_void, socket: u64);
+/// The host's callback, called with the socket an event was queued on. The
+/// C layer (`wsb_set_notify`) wraps the host's function and `user_data` in
+/// it: the core never calls into C itself.
+pub type Callback = Arc<dyn Fn(u64) + Send + Sync>;
 
 thread_local! {
     /// On the library's own I/O threads (where callbacks run): the id of the
@@ -35,7 +37,7 @@ pub fn on_io_thread() -> bool {
 
 #[derive(Default)]
 struct Slot {
-    f: Option<(NotifyFn, usize)>,
+    f: Option<Callback>,
     calls: usize,
 }
 
@@ -46,19 +48,20 @@ pub struct Notify {
 }
 
 impl Notify {
-    pub fn set(&self, f: Option<NotifyFn>, user_data: *mut c_void) {
-        self.slot.lock().f = f.map(|f| (f, user_data as usize));
+    pub fn set(&self, f: Option<Callback>) {
+        self.slot.lock().f = f;
     }
 
     /// Call the callback, if any, outside the lock.
     pub fn fire(&self, socket: u64) {
-        let (f, ud) = {
+        let f = {
             let mut g = self.slot.lock();
-            let Some(x) = g.f else { return };
+            let Some(f) = g.f.clone() else { return };
             g.calls += 1;
-            x
+            f
         };
-        f(ud as *mut c_void, socket);
+        f(socket);
+        drop(f);
         let mut g = self.slot.lock();
         g.calls -= 1;
         if g.calls == 0 {

@@ -3,8 +3,8 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::boundary;
 use super::types::wsb_socket;
+use super::{boundary, UserData};
 use crate::error::{wsb_result, Code, Error};
 use crate::log::{self, Level};
 
@@ -38,27 +38,13 @@ pub type wsb_log_level_raw = i32;
 /// valid only during the call; `s` is the socket it is about, 0 for none.
 #[allow(non_camel_case_types)]
 pub type wsb_log_fn = Option<
-    extern "C" fn(
+    unsafe extern "C" fn(
         user_data: *mut c_void,
         level: wsb_log_level_raw,
         s: wsb_socket,
         message: *const c_char,
     ),
 >;
-
-/// The host's `user_data`, handed back to its hook on any thread.
-struct UserData(*mut c_void);
-// SAFETY: the pointer is never dereferenced here, only passed back to the
-// host's hook, which wsb_set_log documents is called from any thread.
-unsafe impl Send for UserData {}
-// SAFETY: as above; shared only to be passed back as is.
-unsafe impl Sync for UserData {}
-
-impl UserData {
-    fn get(&self) -> *mut c_void {
-        self.0
-    }
-}
 
 /// Install `f` as the process-wide log hook for lines up to `max_level`
 /// (NULL removes it). Returns WSB_ERR_INVALID_ARGUMENT for a `max_level`
@@ -107,7 +93,10 @@ pub extern "C" fn wsb_set_log(
         })?;
         let user = UserData(user_data);
         let hook: log::Hook = Box::new(move |level, s, line| {
-            f(user.get(), level as wsb_log_level_raw, s, line.as_ptr());
+            // SAFETY: the host's hook, called as wsb_set_log documents: its
+            // own `user_data`, a line valid for the call, on any thread,
+            // never after wsb_set_log replaced it.
+            unsafe { f(user.get(), level as wsb_log_level_raw, s, line.as_ptr()) };
         });
         log::set_hook(Some((hook, max)));
         Ok(Code::WSB_OK)

@@ -8,7 +8,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{wsb_result, Code, Error, Result};
@@ -20,6 +20,24 @@ pub(crate) mod sigpipe;
 pub mod socket;
 pub mod stats;
 pub mod types;
+
+/// A host's `user_data`, handed back to its callback (notify, log hook) on
+/// any thread.
+pub(crate) struct UserData(pub(crate) *mut c_void);
+// SAFETY: the pointer is never dereferenced here, only passed back to the
+// host's callback, which wsb_set_notify and wsb_set_log document is called
+// from any thread.
+unsafe impl Send for UserData {}
+// SAFETY: as above; shared only to be passed back as is.
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    /// The pointer (a method, so that a closure captures the whole
+    /// `UserData`, not its non-Send field).
+    pub(crate) fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());

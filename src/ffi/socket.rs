@@ -1,6 +1,7 @@
 //! `wsb_connect`, send/close/poll and the other per-socket calls.
 
 use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -8,9 +9,10 @@ use tungstenite::protocol::CloseFrame;
 
 use super::options::with_options;
 use super::types::{wsb_event, wsb_event_kind, wsb_notify_fn, wsb_options, wsb_socket, wsb_state};
-use super::{boundary, boundary_on, bytes, c_str, null_arg, write_out};
+use super::{boundary, boundary_on, bytes, c_str, null_arg, write_out, UserData};
 use crate::error::{wsb_result, Code, Error, Result};
 use crate::event::{Kind, Polled};
+use crate::notify;
 use crate::options::Options;
 use crate::registry;
 use crate::socket::State;
@@ -280,7 +282,17 @@ pub extern "C" fn wsb_set_notify(
     user_data: *mut c_void,
 ) -> wsb_result {
     boundary_on(s, || {
-        registry::get(s)?.notify.set(f, user_data);
+        let ud = UserData(user_data);
+        let callback = f.map(|f| {
+            Arc::new(move |socket| {
+                // SAFETY: the host's function, called as wsb_set_notify
+                // documents: with its own `user_data` and the socket, on a
+                // library thread or the caller's, never under a library
+                // lock, and never after wsb_free/wsb_shutdown returned.
+                unsafe { f(ud.get(), socket) }
+            }) as notify::Callback
+        });
+        registry::get(s)?.notify.set(callback);
         Ok(Code::WSB_OK)
     })
 }

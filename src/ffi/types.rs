@@ -68,7 +68,7 @@ pub struct wsb_event {
 /// Wake-up callback, see wsb_set_notify(). Called with the `user_data` given
 /// there and the socket the event was queued on.
 #[allow(non_camel_case_types)]
-pub type wsb_notify_fn = Option<extern "C" fn(user_data: *mut c_void, socket: wsb_socket)>;
+pub type wsb_notify_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, socket: wsb_socket)>;
 
 /// Connection options: opaque, created by wsb_options_new() and owned by the
 /// caller until wsb_options_free(). wsb_connect copies what it needs, so the
