@@ -304,7 +304,11 @@ fn resolve(
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     let _dns = stats.phase(Phase::Dns);
-    let addrs: Vec<SocketAddr> = match crate::testing::resolver_override(host) {
+    #[cfg(any(test, feature = "testing"))]
+    let overridden = crate::testing::resolver_override(host);
+    #[cfg(not(any(test, feature = "testing")))]
+    let overridden = None;
+    let addrs: Vec<SocketAddr> = match overridden {
         Some(addrs) => addrs,
         None => (host, port)
             .to_socket_addrs()

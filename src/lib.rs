@@ -43,6 +43,7 @@ pub mod protocol;
 pub mod registry;
 pub mod socket;
 pub mod stats;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 pub mod time;
