@@ -229,8 +229,9 @@ fn send_request(t: &mut Transport, bytes: &[u8], w: &mut Waiter<'_>) -> Result<(
 }
 
 /// Read the server's response head, whole (up to
-/// [`handshake::MAX_RESPONSE_HEAD`]). Only the head's bytes are consumed:
-/// what follows it stays in the transport for the frame reader.
+/// [`handshake::MAX_RESPONSE_HEAD`], counted over any interim 1xx heads
+/// before it, which are skipped). Only the heads' bytes are consumed: what
+/// follows stays in the transport for the frame reader.
 fn read_response_head(
     sock: &TcpStream,
     t: &mut Transport,
@@ -246,6 +247,14 @@ fn read_response_head(
             if head.push(input)? {
                 // The bytes after the head's end came with this input.
                 t.consume(n - head.excess().len());
+                if head.interim() > 0 {
+                    log!(
+                        Debug,
+                        w.id,
+                        "upgrade: {} interim (1xx) response(s) skipped",
+                        head.interim()
+                    );
+                }
                 return Ok(head.head().to_vec());
             }
             t.consume(n);
