@@ -567,6 +567,8 @@ enum wsb_result wsb_options_set_native_roots(struct wsb_options *opts, bool enab
  * is a connect failure, WSB_ERR_CONNECT, with a detail naming the proxy,
  * e.g. `proxy 127.0.0.1:3128 refused CONNECT to example.com:443: HTTP 403
  * Forbidden` (407: "requires authentication" / "rejected the credentials").
+ * A reply that is not HTTP is quoted by its first line, printable and
+ * truncated: `proxy ... sent a malformed reply to CONNECT: "SSH-2.0-..."`.
  */
 enum wsb_result wsb_options_set_proxy(struct wsb_options *opts, const char *url);
 
@@ -581,7 +583,9 @@ enum wsb_result wsb_options_set_proxy(struct wsb_options *opts, const char *url)
  * sent compressed (smaller ones, and pings, pongs and close frames, never);
  * incoming compressed messages are inflated as their frames arrive, and the
  * message size limit applies to the inflated size (inflation stops there:
- * WSB_ERR_MESSAGE_TOO_LARGE, close 1009). An answer the server may not give
+ * WSB_ERR_MESSAGE_TOO_LARGE, close 1009); compressed data that does not
+ * inflate is WSB_ERR_PROTOCOL with close 1002 ("invalid compressed data").
+ * An answer the server may not give
  * (an unknown or repeated parameter, a window size out of range, a
  * parameter not offered) fails the upgrade with WSB_ERR_HANDSHAKE. Each
  * connection then keeps a compressor (about 320 KiB at window 15, made at
@@ -635,9 +639,12 @@ enum wsb_result wsb_options_set_compression_params(struct wsb_options *opts,
  * not requested (or none when some were), a Sec-WebSocket-Extensions
  * extension the client did not offer (it offers permessage-deflate only,
  * and only with wsb_options_set_compression), or a permessage-deflate
- * answer RFC 7692 does not allow. The
- * server's response head (status line, headers, blank line) may be at most
- * 64 KiB (65536 bytes); a longer one fails with a detail that says so.
+ * answer RFC 7692 does not allow. A head that does not parse fails with a
+ * detail quoting the line it fails on. The server's response head (status
+ * line, headers, blank line) may be at most 64 KiB (65536 bytes), counted
+ * over any interim 1xx responses before it (100 Continue, 103 Early Hints:
+ * skipped); a longer one fails with a detail that says so. A header folded
+ * over lines (obs-fold) is unfolded.
  */
 enum wsb_result wsb_connect(const char *url, const struct wsb_options *opts, wsb_socket *out);
 

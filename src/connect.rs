@@ -230,8 +230,9 @@ fn send_request(t: &mut Transport, bytes: &[u8], w: &mut Waiter<'_>) -> Result<(
 }
 
 /// Read the server's response head, whole (up to
-/// [`handshake::MAX_RESPONSE_HEAD`]). Only the head's bytes are consumed:
-/// what follows it stays in the transport for the frame reader.
+/// [`handshake::MAX_RESPONSE_HEAD`], counted over any interim 1xx heads
+/// before it, which are skipped). Only the heads' bytes are consumed: what
+/// follows stays in the transport for the frame reader.
 fn read_response_head(
     sock: &TcpStream,
     t: &mut Transport,
@@ -247,6 +248,14 @@ fn read_response_head(
             if head.push(input)? {
                 // The bytes after the head's end came with this input.
                 t.consume(n - head.excess().len());
+                if head.interim() > 0 {
+                    log!(
+                        Debug,
+                        w.id,
+                        "upgrade: {} interim (1xx) response(s) skipped",
+                        head.interim()
+                    );
+                }
                 return Ok(head.head().to_vec());
             }
             t.consume(n);
@@ -571,9 +580,23 @@ fn proxy_tunnel(
             Err(e) => return Err(fail(format!("sending CONNECT to proxy {at}: {e}"))),
         }
     }
+    // A reply that is not HTTP's is named by what it sent: its first line
+    // (printable, truncated), as soon as that line is in, or at its end.
+    let malformed = |got: &[u8]| {
+        fail(format!(
+            "proxy {at} sent a malformed reply to CONNECT: {:?}",
+            handshake::status_line(got)
+        ))
+    };
     let mut buf = RxBuf::new();
     let end = loop {
-        if let Some(i) = buf.filled().windows(4).position(|x| x == b"\r\n\r\n") {
+        let got = buf.filled();
+        if let Some(nl) = got.iter().position(|&b| b == b'\n') {
+            if proxy_status(&got[..nl]).is_none() {
+                return Err(malformed(got));
+            }
+        }
+        if let Some(i) = got.windows(4).position(|x| x == b"\r\n\r\n") {
             break i + 4;
         }
         if buf.len() > MAX_PROXY_REPLY {
@@ -586,6 +609,10 @@ fn proxy_tunnel(
         if r.bytes > 0 {
             continue;
         }
+        if r.eof && !buf.is_empty() {
+            // It ended before its blank line.
+            return Err(malformed(buf.filled()));
+        }
         if r.eof {
             return Err(fail(format!(
                 "proxy {at} closed the connection without answering CONNECT to {target}"
@@ -593,30 +620,10 @@ fn proxy_tunnel(
         }
         w.wait(STAGE)?;
     };
-    let head = String::from_utf8_lossy(&buf.filled()[..end]);
-    let line = head.lines().next().unwrap_or("");
-    let shown = handshake::shown(line.as_bytes());
-    let mut parts = line.splitn(3, ' ');
-    let (version, status, reason) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or("").trim(),
-    );
-    let code = match status.parse::<u16>() {
-        Ok(c) if version.starts_with("HTTP/1.") && status.len() == 3 && (100..600).contains(&c) => {
-            c
-        }
-        _ => {
-            return Err(fail(format!(
-                "proxy {at} sent a malformed reply to CONNECT: {shown:?}"
-            )))
-        }
+    let got = buf.filled();
+    let Some((code, reason)) = proxy_status(&got[..end]) else {
+        return Err(malformed(got));
     };
-    let reason: String = reason
-        .chars()
-        .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .take(60)
-        .collect();
     let status = format!(
         "HTTP {code}{}{reason}",
         if reason.is_empty() { "" } else { " " }
@@ -634,6 +641,28 @@ fn proxy_tunnel(
             "proxy {at} refused CONNECT to {target}: {status}"
         ))),
     }
+}
+
+/// The status code and reason (printable, short) of a proxy's reply, from
+/// its first line (`HTTP/1.x NNN reason`); `None` if it is not one.
+fn proxy_status(reply: &[u8]) -> Option<(u16, String)> {
+    let line = reply.split(|&b| b == b'\n').next().unwrap_or(b"");
+    let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+    let mut parts = line.splitn(3, ' ');
+    let (version, status, reason) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("").trim(),
+    );
+    let code = status.parse::<u16>().ok().filter(|c| {
+        version.starts_with("HTTP/1.") && status.len() == 3 && (100..600).contains(c)
+    })?;
+    let reason = reason
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(60)
+        .collect();
+    Some((code, reason))
 }
 
 fn tls_handshake(

@@ -8,6 +8,8 @@
 //! arrives in many small reads for an attack). The response head is read
 //! whole, up to [`MAX_RESPONSE_HEAD`] bytes, then checked at once.
 
+use std::borrow::Cow;
+
 use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::http::{HeaderName, HeaderValue};
@@ -87,12 +89,20 @@ impl Request {
     }
 }
 
-/// The response head as it arrives, bounded by [`MAX_RESPONSE_HEAD`].
+/// The response head as it arrives, bounded by [`MAX_RESPONSE_HEAD`]
+/// counted over every head received. Interim responses (1xx other than 101,
+/// RFC 9110 §15.2: `100 Continue`, `102 Processing`, `103 Early Hints`) are
+/// skipped: the head is the first other one. (101 is the final answer to
+/// an upgrade.)
 #[derive(Debug, Default)]
 pub struct ResponseHead {
     buf: Vec<u8>,
-    /// Length of the head (through `\r\n\r\n`) once its end has arrived.
+    /// Where the head being received starts: after the interim ones.
+    start: usize,
+    /// End of the head (through `\r\n\r\n`) once it has arrived.
     end: Option<usize>,
+    /// Interim heads skipped.
+    interim: usize,
 }
 
 impl ResponseHead {
@@ -100,40 +110,72 @@ impl ResponseHead {
         ResponseHead::default()
     }
 
-    /// Append bytes read from the server: Ok(true) once the head is
+    /// Append bytes read from the server: Ok(true) once the (final) head is
     /// complete (anything after its end is kept apart, see
-    /// [`ResponseHead::excess`]); an error once it is over the limit.
+    /// [`ResponseHead::excess`]); an error once the heads are over the limit.
     pub fn push(&mut self, bytes: &[u8]) -> Result<bool, Error> {
-        if self.end.is_none() {
-            // The blank line may straddle two reads: look from 3 bytes back.
-            let from = self.buf.len().saturating_sub(3);
+        if self.end.is_some() {
             self.buf.extend_from_slice(bytes);
-            self.end = self.buf[from..]
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|i| from + i + 4);
-        } else {
-            self.buf.extend_from_slice(bytes);
+            return Ok(true);
         }
-        match self.end {
-            Some(end) if end <= MAX_RESPONSE_HEAD => Ok(true),
-            // No end yet within the limit: it can only end beyond it.
-            None if self.buf.len() < MAX_RESPONSE_HEAD => Ok(false),
-            _ => Err(Error::new(
+        // The blank line may straddle two reads: look from 3 bytes back
+        // (within the head being received).
+        let mut from = self.buf.len().saturating_sub(3).max(self.start);
+        self.buf.extend_from_slice(bytes);
+        while let Some(i) = self.buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let end = from + i + 4;
+            if end > MAX_RESPONSE_HEAD {
+                break;
+            }
+            if !is_interim(&self.buf[self.start..end]) {
+                self.end = Some(end);
+                return Ok(true);
+            }
+            self.interim += 1;
+            (self.start, from) = (end, end);
+        }
+        if self.buf.len() < MAX_RESPONSE_HEAD {
+            // No end yet within the limit.
+            Ok(false)
+        } else {
+            // It can only end beyond it.
+            Err(Error::new(
                 Code::WSB_ERR_HANDSHAKE,
                 format!("server's HTTP response head is over {MAX_RESPONSE_HEAD} bytes"),
-            )),
+            ))
         }
     }
 
-    /// The complete head (empty until [`ResponseHead::push`] said so).
+    /// The complete head, interim heads left out (empty until
+    /// [`ResponseHead::push`] said so).
     pub fn head(&self) -> &[u8] {
-        &self.buf[..self.end.unwrap_or(0)]
+        &self.buf[self.start..self.end.unwrap_or(self.start)]
+    }
+
+    /// How many interim (1xx) heads came before it.
+    pub fn interim(&self) -> usize {
+        self.interim
     }
 
     /// Bytes received after the head (frame bytes).
     pub fn excess(&self) -> &[u8] {
         &self.buf[self.end.unwrap_or(self.buf.len())..]
+    }
+}
+
+/// An interim response (1xx but 101, ending where the head ends), skipped
+/// before the final one. A head that does not parse is not: [`verify`] says
+/// what is wrong with it.
+fn is_interim(head: &[u8]) -> bool {
+    let unfolded = unfold(head);
+    let mut slots = header_slots(&unfolded);
+    match parse(&unfolded, &mut slots) {
+        Ok((response, len)) => {
+            len == head.len()
+                && matches!(response.code, Some(100..=199))
+                && response.code != Some(101)
+        }
+        Err(_) => false,
     }
 }
 
@@ -199,35 +241,100 @@ fn list_elements(value: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// Unfold each obs-fold (RFC 9112 §5.2: a line break followed by SP or
+/// HTAB, continuing a header line) into spaces, one per byte, so the head
+/// keeps its length. Only in the header section: whitespace right after the
+/// status line is no fold (RFC 9112 §2.2; httparse refuses it), and the
+/// section ends at the blank line.
+fn unfold(head: &[u8]) -> Cow<'_, [u8]> {
+    let Some(status_end) = head.iter().position(|&b| b == b'\n') else {
+        return Cow::Borrowed(head);
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let mut line = status_end + 1;
+    let mut at = line;
+    while let Some(n) = head[at..].iter().position(|&b| b == b'\n') {
+        let nl = at + n;
+        let text_end = if nl > line && head[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        if text_end == line {
+            break; // the blank line
+        }
+        if matches!(head.get(nl + 1), Some(b' ' | b'\t')) {
+            out.get_or_insert_with(|| head.to_vec())[text_end..=nl].fill(b' ');
+        } else {
+            line = nl + 1;
+        }
+        at = nl + 1;
+    }
+    out.map_or(Cow::Borrowed(head), Cow::Owned)
+}
+
+/// Room for every header of `head`: one per line at most, so the parser
+/// never runs out of slots.
+fn header_slots<'b>(head: &[u8]) -> Vec<httparse::Header<'b>> {
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    vec![httparse::EMPTY_HEADER; lines]
+}
+
+/// The response `head` (through its blank line, obs-folds unfolded) parsed
+/// into `slots`, and the length httparse took as the head; an error quotes
+/// the line it fails on.
+fn parse<'h, 'b>(
+    head: &'b [u8],
+    slots: &'h mut [httparse::Header<'b>],
+) -> Result<(httparse::Response<'h, 'b>, usize), Error> {
+    let mut response = httparse::Response::new(slots);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(len)) => Ok((response, len)),
+        Ok(httparse::Status::Partial) => Err(fail(format!(
+            "server sent an incomplete HTTP response: {:?}",
+            status_line(head)
+        ))),
+        Err(e) => Err(fail(format!(
+            "server sent a malformed HTTP response ({e}): {:?}",
+            offending_line(head)
+        ))),
+    }
+}
+
+/// The line of `head` that httparse refuses, printable and short: the last
+/// of the fewest whole lines it already refuses (a parse of some lines
+/// fails exactly when one of them is bad, so a binary search finds it).
+fn offending_line(head: &[u8]) -> String {
+    let ends: Vec<usize> = head
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    let refused = |end: usize| {
+        let lines = &head[..end];
+        let mut slots = header_slots(lines);
+        httparse::Response::new(&mut slots).parse(lines).is_err()
+    };
+    let i = ends.partition_point(|&end| !refused(end));
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    let end = ends.get(i).copied().unwrap_or(head.len());
+    status_line(&head[start..end])
+}
+
 /// Check the server's response head (`head`, through its blank line)
 /// against what the request offered: its `Sec-WebSocket-Accept` value
 /// (`accept`), its subprotocols and the names of its extensions (none yet).
+/// An obs-fold is unfolded first (RFC 9112 §5.2).
 pub fn verify(
     head: &[u8],
     accept: &str,
     subprotocols: &[String],
     extensions: &[&str],
 ) -> Result<Accepted, Error> {
-    // One header per line at most: the parser never runs out of slots.
-    let lines = head.iter().filter(|&&b| b == b'\n').count();
-    let mut headers = vec![httparse::EMPTY_HEADER; lines];
-    let mut response = httparse::Response::new(&mut headers);
-    let first_line = || status_line(head);
-    match response.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return Err(fail(format!(
-                "server sent an incomplete HTTP response: {:?}",
-                first_line()
-            )))
-        }
-        Err(e) => {
-            return Err(fail(format!(
-                "server sent a malformed HTTP response ({e}): {:?}",
-                first_line()
-            )))
-        }
-    }
+    let head = unfold(head);
+    let mut slots = header_slots(&head);
+    let (response, _) = parse(&head, &mut slots)?;
     let code = response.code.unwrap_or(0);
     if code != 101 {
         return Err(fail(format!("HTTP {code} from server")));
@@ -477,6 +584,107 @@ mod tests {
         for c in big.chunks(7) {
             let last = std::ptr::eq(c.as_ptr_range().end, big.as_ptr_range().end);
             assert_eq!(h.push(c).unwrap(), last);
+        }
+    }
+
+    #[test]
+    fn interim_heads_are_skipped_within_the_limit_over_all_heads() {
+        let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
+        let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+        let final_head = b"HTTP/1.1 101 X\r\nA: b\r\n\r\n";
+        let mut bytes = [
+            &cont[..],
+            b"HTTP/1.1 102 Processing\r\n\r\n",
+            hints,
+            final_head,
+        ]
+        .concat();
+        bytes.extend_from_slice(b"\x81\x00");
+        for chunk in [1, 3, 7, bytes.len()] {
+            let mut h = ResponseHead::new();
+            let mut done = false;
+            for (i, c) in bytes.chunks(chunk).enumerate() {
+                done = h.push(c).unwrap();
+                // Complete once the piece holding the final blank line came.
+                assert_eq!(done, (i + 1) * chunk >= bytes.len() - 2, "at piece {i}");
+            }
+            assert!(done);
+            assert_eq!(h.head(), final_head, "pieces of {chunk}");
+            assert_eq!(h.interim(), 3);
+            assert_eq!(h.excess(), b"\x81\x00");
+        }
+        // A final status other than 101 after an interim one is the answer.
+        let mut h = ResponseHead::new();
+        assert!(h
+            .push(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 No\r\n\r\n")
+            .unwrap());
+        assert_eq!(
+            verify(h.head(), ACCEPT, &[], &[]).unwrap_err().detail,
+            "HTTP 403 from server"
+        );
+        // Only a head that ends at its blank line is skipped (a bare-LF
+        // blank line inside it ends it early for httparse).
+        let mut h = ResponseHead::new();
+        assert!(h
+            .push(b"HTTP/1.1 100 Continue\n\nHTTP/1.1 101 X\r\n\r\n")
+            .unwrap());
+        assert_eq!(h.interim(), 0);
+        // A head that does not parse is not skipped: verify names its fault.
+        let mut h = ResponseHead::new();
+        assert!(h
+            .push(b"HTTP/1.1 100 Continue\r\nBad Header: v\r\n\r\n")
+            .unwrap());
+        assert_eq!(h.interim(), 0);
+        // The limit counts every head: exactly at it, then one byte over.
+        let rest = head_of(MAX_RESPONSE_HEAD - cont.len());
+        let mut h = ResponseHead::new();
+        assert!(h.push(&[&cont[..], &rest].concat()).unwrap());
+        assert_eq!(h.head(), &rest[..]);
+        let rest = head_of(MAX_RESPONSE_HEAD - cont.len() + 1);
+        let mut h = ResponseHead::new();
+        assert!(h.push(&[&cont[..], &rest].concat()).is_err());
+    }
+
+    #[test]
+    fn obs_folds_are_unfolded_in_the_header_section_only() {
+        let u = |s: &str| String::from_utf8(unfold(s.as_bytes()).into_owned()).unwrap();
+        assert!(matches!(
+            unfold(b"HTTP/1.1 101 X\r\nA: b\r\n\r\n"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            u("HTTP/1.1 101 X\r\nA: b\r\n  c\r\n\td\nE: f\r\n\r\n"),
+            "HTTP/1.1 101 X\r\nA: b    c  \td\nE: f\r\n\r\n"
+        );
+        // Not after the status line, nor after the blank line.
+        let s = "HTTP/1.1 101 X\r\n A: b\r\n\r\n";
+        assert_eq!(u(s), s);
+        let s = "HTTP/1.1 101 X\r\nA: b\r\n\r\n x";
+        assert_eq!(u(s), s);
+        // A folded header the library reads is read unfolded.
+        let h = ok_head("").replace("Connection: Upgrade", "Connection: keep-alive,\r\n Upgrade");
+        assert!(check(&h, &[], &[]).is_ok());
+        let h = ok_head("X-Folded: first part\r\n  second part\r\n");
+        assert!(check(&h, &[], &[]).is_ok());
+    }
+
+    #[test]
+    fn a_malformed_head_is_quoted_at_its_offending_line() {
+        for (head, line) in [
+            ("HTTP/2 101 X\r\nA: b\r\n\r\n", "HTTP/2 101 X"),
+            (
+                "HTTP/1.1 101 X\r\nA: b\r\nBad Header: v\r\nC: d\r\n\r\n",
+                "Bad Header: v",
+            ),
+            ("HTTP/1.1 101 X\r\n stray\r\nA: b\r\n\r\n", " stray"),
+            ("HTTP/1.1 101 X\r\nA: b\r\nC: \x01\r\n\r\n", "C: ?"),
+        ] {
+            let e = check(head, &[], &[]).unwrap_err();
+            assert!(
+                e.starts_with("server sent a malformed HTTP response ("),
+                "{e}"
+            );
+            assert!(e.ends_with(&format!("): {line:?}")), "{head:?}: {e}");
         }
     }
 

@@ -401,12 +401,7 @@ fn fail_now(
 ) -> (Lifecycle, Vec<Action>) {
     let mut actions = vec![Action::Resume, Action::ReportError(fault.error())];
     if close_deadline.is_none() {
-        let code = fault.close_code();
-        let reason = match code {
-            CloseCode::Size => "message too big",
-            CloseCode::Invalid => "invalid UTF-8",
-            _ => "protocol error",
-        };
+        let (code, reason) = fault.close();
         actions.push(Action::SendClose(Some(CloseFrame {
             code,
             reason: reason.into(),
@@ -522,6 +517,7 @@ mod tests {
         };
         let bad_utf8 = Fault::InvalidUtf8("invalid UTF-8 in a text message");
         let bad_code = Fault::Protocol("invalid close code 999".into());
+        let bad_deflate = Fault::BadCompressedData("invalid compressed data in a message: x".into());
         let tls = Error::new(Code::WSB_ERR_TLS, "received corrupt message");
         vec![
             // We close (§7.1.2), the peer answers, the server closes TCP (§7.1.1).
@@ -593,6 +589,11 @@ mod tests {
                 closing(ct, None, true),
                 vec![Resume, ReportError(bad_utf8.error()),
                      SendClose(Some(frame(1007, "invalid UTF-8"))), Flush]),
+            row("we fail: corrupt compressed data is 1002, not 1007, and the reason says so",
+                failing(bad_deflate.clone(), later, None), I::HostIdle,
+                closing(ct, None, true),
+                vec![Resume, ReportError(bad_deflate.error()),
+                     SendClose(Some(frame(1002, "invalid compressed data"))), Flush]),
             row("we fail: before FAIL_GRACE nothing happens",
                 failing(protocol(), later, None), I::Tick,
                 failing(protocol(), later, None), vec![]),

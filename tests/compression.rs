@@ -6,7 +6,7 @@ mod capi;
 mod support;
 
 use capi::*;
-use support::raw::{self, encode_frame, encode_frame_rsv, OP_CONT, OP_PING, OP_TEXT};
+use support::raw::{self, encode_frame, encode_frame_rsv, OP_BINARY, OP_CONT, OP_PING, OP_TEXT};
 use support::TestServer;
 use wsbridge::ffi::options::*;
 use wsbridge::ffi::types::wsb_event_kind::*;
@@ -227,20 +227,56 @@ fn compressed_control_frames_and_rsv1_on_a_continuation_fail_with_1002() {
     }
 }
 
+/// Data that does not inflate is a protocol error: ERROR naming the
+/// compressed data, and our close says 1002 (1007 is for invalid UTF-8 in a
+/// text message only), in text and binary messages alike.
 #[test]
-fn corrupt_compressed_data_fails_with_1007() {
+fn corrupt_compressed_data_fails_with_1002_naming_the_compressed_data() {
     let srv = TestServer::start();
-    let frames = encode_frame_rsv(true, 4, OP_TEXT, &[0xff; 40], None);
-    let ws = Ws::open(&peer_url(&srv, "permessage-deflate", &frames), Some(&on()));
-    let evs = ws.until_close();
-    assert_eq!(kinds(&evs), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE], "{evs:?}");
-    assert_eq!(evs[0].error, WSB_ERR_PROTOCOL);
-    assert!(
-        evs[0].text().contains("compressed data"),
-        "{}",
-        evs[0].text()
-    );
-    assert_eq!((evs[1].close_code, evs[1].clean), (1007, true));
+    // A DEFLATE block of the reserved type 11.
+    let reserved = [0x06, 0x00];
+    // RFC 7692 §7.2.3.2's second "Hello": refers back to a message that
+    // never came.
+    let back_reference = [0xf2, 0x00, 0x11, 0x00, 0x00];
+    for (what, frames) in [
+        (
+            "garbage text",
+            encode_frame_rsv(true, 4, OP_TEXT, &[0xff; 40], None),
+        ),
+        (
+            "reserved block type, binary",
+            encode_frame_rsv(true, 4, OP_BINARY, &reserved, None),
+        ),
+        (
+            "reserved block type, text",
+            encode_frame_rsv(true, 4, OP_TEXT, &reserved, None),
+        ),
+        (
+            "a reference to no message",
+            encode_frame_rsv(true, 4, OP_TEXT, &back_reference, None),
+        ),
+    ] {
+        let closes = srv.client_closes().len();
+        let ws = Ws::open(&peer_url(&srv, "permessage-deflate", &frames), Some(&on()));
+        let evs = ws.until_close();
+        assert_eq!(
+            kinds(&evs),
+            [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+            "{what}: {evs:?}"
+        );
+        assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "{what}");
+        assert!(
+            evs[0].text().starts_with("invalid compressed data"),
+            "{what}: {}",
+            evs[0].text()
+        );
+        assert_eq!((evs[1].close_code, evs[1].clean), (1002, true), "{what}");
+        // What the peer was told.
+        let seen = srv.wait_client_closes(closes + 1, std::time::Duration::from_secs(20));
+        let ours = seen.last().expect("our close reached the peer");
+        assert_eq!(ours.code, Some(1002), "{what}: {ours:?}");
+        assert!(ours.reason.contains("compressed data"), "{what}: {ours:?}");
+    }
 }
 
 #[test]

@@ -398,3 +398,69 @@ fn a_response_head_over_64_kib_fails_with_a_detail_naming_the_limit() {
     let detail = upgrade_refused(&srv.url("/upgrade?size=70000&seg=100"));
     assert_eq!(detail, "server's HTTP response head is over 65536 bytes");
 }
+
+// ------------------------------------------------ unusual but legal heads (issue 23)
+
+/// RFC 9112 §5.2: an obs-fold (a line break followed by spaces) in a header
+/// the library does not even look at is unfolded, not a failed upgrade.
+#[test]
+fn an_obs_folded_header_in_the_101_is_unfolded() {
+    let srv = TestServer::start();
+    let folded = hex(b"X-Folded: first part\r\n  second part\r\n");
+    opens_and_echoes(&srv.url(&format!("/upgrade?lines={folded}")), None);
+    // With a tab, and arriving a byte at a time.
+    let tab = hex(b"X-Folded: first part\r\n\tsecond part\r\n\t third\r\n");
+    opens_and_echoes(&srv.url(&format!("/upgrade?lines={tab}&seg=1")), None);
+}
+
+/// A head the library does refuse is described by the line it refuses, not
+/// by the status line.
+#[test]
+fn a_malformed_response_head_quotes_the_offending_line() {
+    let srv = TestServer::start();
+    for (lines, quoted) in [
+        ("Bad Header: v\r\n", "Bad Header: v"),
+        ("X-Ok: 1\r\nX-Ctl: a\x01b\r\n", "X-Ctl: a?b"),
+        // Whitespace between the status line and the first header is not
+        // an obs-fold (RFC 9112 §2.2).
+        ("  stray\r\n", "  stray"),
+    ] {
+        let detail =
+            upgrade_refused(&srv.url(&format!("/upgrade?lines={}", hex(lines.as_bytes()))));
+        assert!(
+            detail.starts_with("server sent a malformed HTTP response ("),
+            "{lines:?}: {detail}"
+        );
+        assert!(
+            detail.ends_with(&format!("{quoted:?}")),
+            "{lines:?}: {detail}"
+        );
+    }
+}
+
+/// RFC 9110 §15.2: interim 1xx responses before the 101 are skipped.
+#[test]
+fn interim_1xx_responses_before_the_101_are_skipped() {
+    let srv = TestServer::start();
+    let cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    let hints = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n";
+    let processing = "HTTP/1.1 102 Processing\r\n\r\n";
+    for pre in [
+        cont.to_string(),
+        hints.to_string(),
+        format!("{cont}{processing}{hints}"),
+    ] {
+        let pre = hex(pre.as_bytes());
+        opens_and_echoes(&srv.url(&format!("/upgrade?pre={pre}")), None);
+        opens_and_echoes(&srv.url(&format!("/upgrade?pre={pre}&seg=1")), None);
+    }
+    // The 64 KiB limit counts every head: 25 bytes of 100 Continue and a
+    // 101 of 65511 bytes is exactly the limit; one more byte is over it.
+    assert_eq!(cont.len(), 25);
+    let pre = hex(cont.as_bytes());
+    opens_and_echoes(&srv.url(&format!("/upgrade?pre={pre}&size=65511")), None);
+    let detail = upgrade_refused(&srv.url(&format!("/upgrade?pre={pre}&size=65512")));
+    assert_eq!(detail, "server's HTTP response head is over 65536 bytes");
+    let detail = upgrade_refused(&srv.url(&format!("/upgrade?pre={pre}&size=65512&seg=100")));
+    assert_eq!(detail, "server's HTTP response head is over 65536 bytes");
+}

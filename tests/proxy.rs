@@ -42,6 +42,8 @@ enum Mode {
     Garbage,
     /// Close right after reading the request.
     Hangup,
+    /// Write these bytes, then close.
+    Say(&'static [u8]),
 }
 
 struct Shared {
@@ -176,6 +178,10 @@ fn serve(mut conn: TcpStream, mode: &Mode, sh: &Shared) {
         // The clone kept in `live` holds the socket open: shut it down
         // explicitly so the client sees the end.
         Mode::Hangup => {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        Mode::Say(bytes) => {
+            let _ = conn.write_all(bytes);
             let _ = conn.shutdown(Shutdown::Both);
         }
     }
@@ -487,6 +493,34 @@ fn malformed_and_missing_proxy_replies() {
         d.contains("closed the connection without answering CONNECT"),
         "{d}"
     );
+}
+
+/// A "proxy" that answers in another protocol and closes is described by
+/// what it sent (printable, truncated), not as having sent nothing.
+#[test]
+fn a_proxy_that_answers_in_another_protocol_is_named_by_what_it_sent() {
+    let srv = TestServer::start();
+    let long: &'static [u8] = Box::leak(vec![b'A'; 5000].into_boxed_slice());
+    for (said, quoted) in [
+        (&b"SSH-2.0-OpenSSH_9.6\r\n"[..], "\"SSH-2.0-OpenSSH_9.6\""),
+        // A TLS server's alert: unprintable bytes are shown as '?'.
+        (b"\x15\x03\x01\x00\x02\x02\x50", "\"??????P\""),
+        // An HTTP reply cut before its blank line.
+        (
+            b"HTTP/1.1 200 Connection established\r\n",
+            "\"HTTP/1.1 200 Connection established\"",
+        ),
+        (long, &format!("\"{}\"", "A".repeat(100))),
+    ] {
+        let proxy = TestProxy::start(Mode::Say(said));
+        let (r, d) = connect_fails(&srv.url("/echo"), &via(&proxy.url()));
+        assert_eq!(r, WSB_ERR_CONNECT, "{d}");
+        let want = format!(
+            "proxy 127.0.0.1:{} sent a malformed reply to CONNECT: {quoted}",
+            proxy.port
+        );
+        assert_eq!(d, want);
+    }
 }
 
 #[test]

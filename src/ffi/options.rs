@@ -287,6 +287,8 @@ pub extern "C" fn wsb_options_set_native_roots(opts: *mut wsb_options, enable: b
 /// is a connect failure, WSB_ERR_CONNECT, with a detail naming the proxy,
 /// e.g. `proxy 127.0.0.1:3128 refused CONNECT to example.com:443: HTTP 403
 /// Forbidden` (407: "requires authentication" / "rejected the credentials").
+/// A reply that is not HTTP is quoted by its first line, printable and
+/// truncated: `proxy ... sent a malformed reply to CONNECT: "SSH-2.0-..."`.
 #[no_mangle]
 pub extern "C" fn wsb_options_set_proxy(opts: *mut wsb_options, url: *const c_char) -> wsb_result {
     boundary(|| {
@@ -309,7 +311,9 @@ pub extern "C" fn wsb_options_set_proxy(opts: *mut wsb_options, url: *const c_ch
 /// sent compressed (smaller ones, and pings, pongs and close frames, never);
 /// incoming compressed messages are inflated as their frames arrive, and the
 /// message size limit applies to the inflated size (inflation stops there:
-/// WSB_ERR_MESSAGE_TOO_LARGE, close 1009). An answer the server may not give
+/// WSB_ERR_MESSAGE_TOO_LARGE, close 1009); compressed data that does not
+/// inflate is WSB_ERR_PROTOCOL with close 1002 ("invalid compressed data").
+/// An answer the server may not give
 /// (an unknown or repeated parameter, a window size out of range, a
 /// parameter not offered) fails the upgrade with WSB_ERR_HANDSHAKE. Each
 /// connection then keeps a compressor (about 320 KiB at window 15, made at

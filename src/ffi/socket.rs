@@ -36,9 +36,12 @@ use crate::socket::State;
 /// not requested (or none when some were), a Sec-WebSocket-Extensions
 /// extension the client did not offer (it offers permessage-deflate only,
 /// and only with wsb_options_set_compression), or a permessage-deflate
-/// answer RFC 7692 does not allow. The
-/// server's response head (status line, headers, blank line) may be at most
-/// 64 KiB (65536 bytes); a longer one fails with a detail that says so.
+/// answer RFC 7692 does not allow. A head that does not parse fails with a
+/// detail quoting the line it fails on. The server's response head (status
+/// line, headers, blank line) may be at most 64 KiB (65536 bytes), counted
+/// over any interim 1xx responses before it (100 Continue, 103 Early Hints:
+/// skipped); a longer one fails with a detail that says so. A header folded
+/// over lines (obs-fold) is unfolded.
 #[no_mangle]
 pub extern "C" fn wsb_connect(
     url: *const c_char,

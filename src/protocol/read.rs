@@ -83,7 +83,8 @@ pub enum Fault {
     OutOfMemory { size: u64 },
     /// A compressed message inflates past the limit: 1009.
     InflatesPastLimit { limit: u64 },
-    /// A compressed message's data is not valid deflate data: 1007.
+    /// A compressed message's data is not valid deflate data: 1002 (the
+    /// data is broken, not the text it would have held).
     BadCompressedData(String),
     /// Text that can never be UTF-8 (also a close reason): 1007.
     InvalidUtf8(&'static str),
@@ -113,15 +114,25 @@ impl Fault {
         }
     }
 
-    /// The close code to send for it.
-    pub fn close_code(&self) -> CloseCode {
+    /// Our close frame for it, code and reason, as c-api.md says: 1009 for
+    /// a message over the limit (or that could not be stored), 1007 only for
+    /// invalid UTF-8 in a text message (or a close reason), 1002 for every
+    /// other broken rule, corrupt compressed data included. The one place
+    /// that decides it.
+    pub fn close(&self) -> (CloseCode, &'static str) {
         match self {
             Fault::TooLarge { .. }
             | Fault::OutOfMemory { .. }
-            | Fault::InflatesPastLimit { .. } => CloseCode::Size,
-            Fault::InvalidUtf8(_) | Fault::BadCompressedData(_) => CloseCode::Invalid,
-            Fault::Protocol(_) => CloseCode::Protocol,
+            | Fault::InflatesPastLimit { .. } => (CloseCode::Size, "message too big"),
+            Fault::InvalidUtf8(_) => (CloseCode::Invalid, "invalid UTF-8"),
+            Fault::BadCompressedData(_) => (CloseCode::Protocol, "invalid compressed data"),
+            Fault::Protocol(_) => (CloseCode::Protocol, "protocol error"),
         }
+    }
+
+    /// The close code to send for it (see [`Fault::close`]).
+    pub fn close_code(&self) -> CloseCode {
+        self.close().0
     }
 }
 
@@ -995,6 +1006,55 @@ mod tests {
                     "pieces of {chunk}: {got:?}"
                 );
             }
+        }
+    }
+
+    /// Every fault against the contract (c-api.md, "Events and their
+    /// order"): the ERROR's code, our close code, and a reason that names
+    /// the fault.
+    #[test]
+    fn each_fault_maps_to_the_contracts_error_and_close_code() {
+        use Code::*;
+        #[rustfmt::skip]
+        let table: [(Fault, Code, u16, &str); 6] = [
+            (Fault::TooLarge { size: 20, limit: 10 }, WSB_ERR_MESSAGE_TOO_LARGE, 1009, "message too big"),
+            (Fault::OutOfMemory { size: 20 }, WSB_ERR_MESSAGE_TOO_LARGE, 1009, "message too big"),
+            (Fault::InflatesPastLimit { limit: 10 }, WSB_ERR_MESSAGE_TOO_LARGE, 1009, "message too big"),
+            (Fault::InvalidUtf8("invalid UTF-8 in a text message"), WSB_ERR_PROTOCOL, 1007, "invalid UTF-8"),
+            (Fault::BadCompressedData("invalid compressed data in a message: x".into()), WSB_ERR_PROTOCOL, 1002, "invalid compressed data"),
+            (Fault::Protocol("reserved opcode 3".into()), WSB_ERR_PROTOCOL, 1002, "protocol error"),
+        ];
+        for (fault, error, code, reason) in &table {
+            // A new variant must get a row here: this match stops compiling.
+            match fault {
+                Fault::TooLarge { .. }
+                | Fault::OutOfMemory { .. }
+                | Fault::InflatesPastLimit { .. }
+                | Fault::InvalidUtf8(_)
+                | Fault::BadCompressedData(_)
+                | Fault::Protocol(_) => {}
+            }
+            assert_eq!(fault.error().code, *error, "{fault:?}");
+            assert_eq!(
+                fault.close(),
+                (CloseCode::from(*code), *reason),
+                "{fault:?}"
+            );
+            assert_eq!(fault.close_code(), CloseCode::from(*code), "{fault:?}");
+        }
+        // What the reader reports for corrupt deflate data is that fault.
+        use crate::protocol::deflate::{negotiate, Offer, NAME};
+        let agreed = negotiate(&Offer::default(), NAME).unwrap();
+        for frame in [
+            &b"\xc2\x02\x06\x00"[..],
+            b"\xc1\x02\x06\x00",
+            b"\xc1\x05\xf2\x00\x11\x00\x00",
+        ] {
+            let got = run(&mut Reader::new(4096, Some(agreed)), frame, frame.len());
+            assert!(
+                matches!(&got[..], [Got::Fault(f @ Fault::BadCompressedData(_))] if f.close_code() == CloseCode::Protocol),
+                "{frame:?}: {got:?}"
+            );
         }
     }
 

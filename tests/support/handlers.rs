@@ -94,7 +94,10 @@ fn raw_bytes_ref(conn: &mut Conn, bytes: &[u8]) -> Result<(), BoxErr> {
 /// (filler `X-Pad` headers make the head exactly this many bytes), `seg`
 /// (written in pieces of this many bytes, each flushed on its own, so with
 /// TCP_NODELAY each leaves as its own segment), `offered=1` (send `ext`
-/// only if the request offered permessage-deflate, as a real server does).
+/// only if the request offered permessage-deflate, as a real server does),
+/// `lines` (hex: raw header lines put right after the status line, e.g. a
+/// folded header), `pre` (hex: bytes written before the 101, e.g. interim
+/// 1xx responses; written in the same segments, and not part of `size`).
 /// Then echo, or with `mode=deflate` a permessage-deflate peer
 /// ([`deflate_peer`]; plain when `offered=1` and nothing was offered).
 fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(), BoxErr> {
@@ -104,7 +107,9 @@ fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(),
         .find(|(n, _)| n == "sec-websocket-key")
         .map(|(_, v)| v.as_str())
         .ok_or("no Sec-WebSocket-Key in the request")?;
-    let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n");
+    let mut head = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+    head.push_str(&String::from_utf8(unhex(req.param("lines").unwrap_or("")))?);
+    head.push_str("Upgrade: websocket\r\n");
     let mut conns: Vec<&str> = req
         .query
         .iter()
@@ -146,7 +151,9 @@ fn handcrafted_upgrade(mut conn: Conn, req: &Req, shared: &Shared) -> Result<(),
     head.push_str("\r\n");
     shared.ws_accepted();
     let seg = req.num::<usize>("seg").unwrap_or(usize::MAX).max(1);
-    for piece in head.as_bytes().chunks(seg) {
+    let mut bytes = unhex(req.param("pre").unwrap_or(""));
+    bytes.extend_from_slice(head.as_bytes());
+    for piece in bytes.chunks(seg) {
         conn.tcp().set_nodelay(true)?;
         let sent = conn.write_all(piece).and_then(|()| conn.flush());
         if let Err(e) = sent {

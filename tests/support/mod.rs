@@ -29,7 +29,7 @@
 //! | `/ping?payload=abc` | ping `abc`; on the matching pong, text `pong:abc`; then echo |
 //! | `/http200` | `HTTP/1.1 200 OK` with a small body, no upgrade |
 //! | `/garbage` | `\x00\x01garbage\r\n\r\n`, then close |
-//! | `/upgrade?conn=Upgrade&ext=e&size=N&seg=N` | a handcrafted 101: one `Connection` line per `conn`, `Sec-WebSocket-Extensions: e`, padded to N bytes, written in `seg`-byte TCP segments (`offered=1`: `ext` only if the request offered permessage-deflate); then echo, or with `mode=deflate` a permessage-deflate peer that answers `stats?` with `compressed=N plain=M` (see `deflate_peer`) |
+//! | `/upgrade?conn=Upgrade&ext=e&size=N&seg=N` | a handcrafted 101: one `Connection` line per `conn`, `Sec-WebSocket-Extensions: e`, padded to N bytes, written in `seg`-byte TCP segments, `lines=HEX` raw header lines after the status line, `pre=HEX` bytes (interim 1xx heads) before the 101 (`offered=1`: `ext` only if the request offered permessage-deflate); then echo, or with `mode=deflate` a permessage-deflate peer that answers `stats?` with `compressed=N plain=M` (see `deflate_peer`) |
 //! | anything else | HTTP 404 |
 //!
 //! After `/close_code` and `/badutf8` the server handles frames raw: it answers
