@@ -19,6 +19,7 @@ use mio::{Events, Poll};
 use parking_lot::Mutex;
 use tungstenite::protocol::CloseFrame;
 
+use crate::connect::url::WsUrl;
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
 use crate::error::{stream_error, Code, Error};
 use crate::event::{Event, Spares};
@@ -30,7 +31,6 @@ use crate::protocol::{write, Fault, Item, Reader};
 use crate::socket::{Core, Socket, State, Wire};
 use crate::time::deadline_after;
 use crate::transport::{read_raw, RxBuf};
-use crate::url::WsUrl;
 
 /// How long a socket must stay quiet before the buffers a burst made grow
 /// are given back.

@@ -5,8 +5,8 @@
 //! - [`socket`]: one socket's shared state and the host side: send, close, poll, wait;
 //! - [`conn`]: the socket's I/O thread: connect, the hand-off to open, the loop over the open connection;
 //! - `lifecycle`: an open connection's lifecycle (RFC 6455 §7): its states and the one transition function;
-//! - [`connect`]: DNS, TCP, TLS and the HTTP upgrade, with timeouts;
-//! - [`handshake`]: the upgrade's request bytes and the checks of the server's 101 response;
+//! - [`connect`]: before open, one file per step: the URL, DNS and Happy
+//!   Eyeballs, the proxy tunnel, TLS, the HTTP upgrade; with timeouts;
 //! - [`transport`]: the non-blocking byte stream (plain or rustls);
 //! - [`wire`]: every write to a socket, unable to raise SIGPIPE;
 //! - [`protocol`]: the frame layer: how a frame is validated (bytes in →
@@ -15,7 +15,7 @@
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
 //! - [`stats`]: per-socket counters and connect timings (`wsb_get_stats`);
-//! - [`options`], [`tls`], [`url`]: configuration;
+//! - [`options`]: configuration;
 //! - [`log`]: the log lines and where they go (the host's hook, or stderr);
 //! - [`error`]: result codes and details, and the mapping of a stream's I/O errors;
 //! - [`time`]: deadlines (`deadline_after`).
@@ -33,7 +33,6 @@ pub mod event;
 // The one module allowed `unsafe` (and `#[no_mangle]`): the C boundary.
 #[allow(unsafe_code)]
 pub mod ffi;
-pub mod handshake;
 mod lifecycle;
 pub mod log;
 pub mod notify;
@@ -47,9 +46,7 @@ pub mod stats;
 #[doc(hidden)]
 pub mod testing;
 pub mod time;
-pub mod tls;
 pub mod transport;
-pub mod url;
 pub mod wire;
 
 pub use error::{wsb_result, Code, Error};

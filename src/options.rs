@@ -339,8 +339,8 @@ impl Proxy {
                 Some(format!("Basic {}", base64(&cred)))
             }
         };
-        let (host, ip, port) =
-            crate::url::parse_host_port(hostport, 80).map_err(|why| bad_proxy(&shown, &why))?;
+        let (host, ip, port) = crate::connect::url::parse_host_port(hostport, 80)
+            .map_err(|why| bad_proxy(&shown, &why))?;
         Ok(Proxy {
             host,
             ip,

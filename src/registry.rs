@@ -14,11 +14,11 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::conn;
+use crate::connect::url::WsUrl;
 use crate::error::{Code, Error, Result};
 use crate::options::Options;
 use crate::socket::Socket;
 use crate::time::deadline_after;
-use crate::url::WsUrl;
 
 /// Stack of each I/O thread: TLS handshakes and DNS fit well within it.
 const IO_THREAD_STACK: usize = 256 * 1024;

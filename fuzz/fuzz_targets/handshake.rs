@@ -23,10 +23,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsbridge::handshake::{self, Request, ResponseHead, MAX_RESPONSE_HEAD};
+use wsbridge::connect::handshake::{self, Request, ResponseHead, MAX_RESPONSE_HEAD};
 use wsbridge::options::Options;
 use wsbridge::protocol::deflate::Offer;
-use wsbridge::url::WsUrl;
+use wsbridge::connect::url::WsUrl;
 
 #[path = "common.rs"]
 mod common;

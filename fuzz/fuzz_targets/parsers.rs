@@ -26,13 +26,13 @@ fuzz_target!(|input: &[u8]| {
         Err(f) => panic!("unexpected fault for a close payload: {f:?}"),
     }
     if let Ok(s) = std::str::from_utf8(input) {
-        if let Ok(u) = wsbridge::url::WsUrl::parse(s) {
+        if let Ok(u) = wsbridge::connect::url::WsUrl::parse(s) {
             assert!(u.resource.starts_with('/'));
             assert!(u.port != 0);
-            let again = wsbridge::url::WsUrl::parse(&u.request_uri()).expect("round trip");
+            let again = wsbridge::connect::url::WsUrl::parse(&u.request_uri()).expect("round trip");
             assert_eq!(again.port, u.port);
         }
-        if let Ok((host, ip, port)) = wsbridge::url::parse_host_port(s, 80) {
+        if let Ok((host, ip, port)) = wsbridge::connect::url::parse_host_port(s, 80) {
             assert!(!host.is_empty() && port != 0);
             assert_eq!(host, host.to_ascii_lowercase());
             assert_eq!(ip, host.parse().ok());

@@ -1,6 +1,6 @@
 //! The HTTP upgrade of RFC 6455 §4.1, client side: the request bytes, the
 //! bounds of the server's response head and the checks of its 101 answer.
-//! Pure functions; [`crate::connect`] does the I/O.
+//! Pure functions; [`super`] does the I/O.
 //!
 //! The crate owns this job (tungstenite's `ClientHandshake` accepts an
 //! extension the client never offered, compares `Connection` as a whole
@@ -14,10 +14,10 @@ use tungstenite::handshake::client::generate_key;
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::http::{HeaderName, HeaderValue};
 
+use super::url::WsUrl;
 use crate::error::{Code, Error};
 use crate::options::Options;
 use crate::protocol::deflate::{self, Agreed};
-use crate::url::WsUrl;
 
 /// Largest HTTP response head (status line, headers and the blank line that
 /// ends them) accepted from the server; a longer one fails the upgrade with

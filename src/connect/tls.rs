@@ -12,9 +12,16 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use std::io;
+
+use mio::net::TcpStream;
+
+use super::{Stop, Waiter};
 use crate::error::{Code, Error, Result};
 use crate::log::log;
 use crate::options::Options;
+use crate::stats::Stats;
+use crate::transport::{read_raw, RxBuf, Transport};
 
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
@@ -261,4 +268,37 @@ pub fn describe_certificate(der: &[u8]) -> String {
         }
         Err(e) => format!("a certificate that does not parse ({e})"),
     }
+}
+
+/// Drive the TLS handshake on the connected `sock` to its end, waiting on
+/// the Waiter (so close, shutdown and the connect timeout interrupt it).
+pub(super) fn tls_handshake(
+    sock: &TcpStream,
+    t: &mut Transport,
+    w: &mut Waiter<'_>,
+    stats: &Stats,
+) -> std::result::Result<(), Stop> {
+    let mut buf = RxBuf::new();
+    loop {
+        match t.drive_tls_handshake() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(tls_error(e).into()),
+        }
+        loop {
+            let r = read_raw(sock, &mut buf, stats).map_err(tls_error)?;
+            if r.bytes > 0 || r.eof {
+                t.supply(&mut buf, r.eof);
+                break;
+            }
+            w.wait("TLS handshake")?;
+        }
+    }
+}
+
+pub(super) fn tls_error(e: io::Error) -> Error {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return Error::new(Code::WSB_ERR_TLS, inner.to_string());
+    }
+    Error::new(Code::WSB_ERR_TLS, format!("TLS handshake: {e}"))
 }
