@@ -15,7 +15,7 @@
 //! - [`event`]: the per-socket event queue the host polls;
 //! - [`notify`]: the host's wake-up callback;
 //! - [`stats`]: per-socket counters and connect timings (`wsb_get_stats`);
-//! - [`options`]: configuration;
+//! - the configuration: [`options`];
 //! - [`log`]: the log lines and where they go (the host's hook, or stderr);
 //! - [`error`]: result codes and details, and the mapping of a stream's I/O errors;
 //! - [`time`]: deadlines (`deadline_after`).

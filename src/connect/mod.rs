@@ -18,7 +18,7 @@
 
 pub mod handshake;
 pub mod happy_eyeballs;
-mod proxy;
+pub mod proxy;
 pub mod tls;
 pub mod url;
 
