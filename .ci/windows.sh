@@ -162,7 +162,7 @@ lld-link /nologo /entry:mainCRTStartup /subsystem:console /nodefaultlib /out:"$B
 
 # ---------------------------------------------------------------- wsb-luau.exe
 # A small C main (examples-c/luau/host/main.c) + host.c + websocket.c +
-# signals.c + Luau,
+# signals.c + ready_set.c + Luau,
 # linked against wsbridge.dll through its import library: the shape of an
 # executor (C/C++ host, Luau built from source, the DLL beside it), and the
 # DLL under test is the one shipped. (The Rust host links wsbridge statically
@@ -176,7 +176,7 @@ mkdir -p "$HOST_OBJ"
 LUAU_CFLAGS=(-std=c99 -Wall -Wextra -Werror -O2 -DWSLUAU_WEBSOCKET -DLUAI_MAXCSTACK=1000000
              -Iexamples-c/luau/vm/include -Iexamples-c/luau -Iexamples-c/luau/host -Iinclude)
 for src in examples-c/luau/host/main.c examples-c/luau/host/host.c examples-c/luau/websocket.c \
-    examples-c/luau/signals.c; do
+    examples-c/luau/signals.c examples-c/luau/ready_set.c; do
     $MINGW_CC "${LUAU_CFLAGS[@]}" -c "$src" -o "$HOST_OBJ/$(basename "$src" .c).o"
 done
 # exceptions: what executors build (and what is shipped as bin/wsb-luau.exe);
@@ -187,7 +187,7 @@ for mode in exceptions longjmp; do
     [ "$mode" = longjmp ] && exe=wsb-luau-longjmp.exe
     $MINGW_CXX -static-libgcc -static-libstdc++ -s -o "$BIN/$exe" \
         "$HOST_OBJ/main.o" "$HOST_OBJ/host.o" "$HOST_OBJ/websocket.o" "$HOST_OBJ/signals.o" \
-        "$LUAU_OUT/ldo-$mode.o" "$LUAU_OUT/libluau.a" -L"$DIST" -lwsbridge
+        "$HOST_OBJ/ready_set.o" "$LUAU_OUT/ldo-$mode.o" "$LUAU_OUT/libluau.a" -L"$DIST" -lwsbridge
 done
 
 # ---------------------------------------------------------------- package
@@ -249,8 +249,8 @@ fi
 # the Luau host and binding (a plain-text check: no MSVC here).
 # What MSVC compiles: the other branch of `#ifdef _MSC_VER` / `#ifdef _WIN32`
 # (the POSIX/mingw side) is skipped; comments are skipped.
-c4996=$(python3 - examples-c/luau/websocket.c examples-c/luau/signals.c examples-c/luau/host/host.c \
-    examples-c/luau/host/main.c <<'PY'
+c4996=$(python3 - examples-c/luau/websocket.c examples-c/luau/signals.c examples-c/luau/ready_set.c \
+    examples-c/luau/host/host.c examples-c/luau/host/main.c <<'PY'
 import re, sys
 bad = re.compile(r"(?<![A-Za-z0-9_])(fopen|freopen|strerror|strcpy|strcat|strncpy|strncat|sprintf|vsprintf"
                  r"|sscanf|scanf|fscanf|getenv|strtok|gmtime|localtime|ctime|asctime|_open|open|tmpnam"
@@ -278,7 +278,7 @@ for path in sys.argv[1:]:
 PY
 )
 if [ -z "$c4996" ]; then
-    pass "websocket.c, signals.c, host.c, main.c: no CRT function MSVC /sdl rejects (C4996)"
+    pass "websocket.c, signals.c, ready_set.c, host.c, main.c: no CRT function MSVC /sdl rejects (C4996)"
 else
     echo "$c4996"
     fail "C4996 functions in the Luau host/binding"
@@ -296,7 +296,7 @@ else
 fi
 
 # The package's contents, exactly.
-want_files="LICENSE-APACHE LICENSE-Luau.txt LICENSE-MIT README-windows.md bin/wsb-luau.exe bin/wsbridge.dll include/wsbridge.h lib/libwsbridge.dll.a lib/wsbridge.def lib/wsbridge.lib luau/signals.c luau/signals.h luau/websocket.c luau/websocket.h"
+want_files="LICENSE-APACHE LICENSE-Luau.txt LICENSE-MIT README-windows.md bin/wsb-luau.exe bin/wsbridge.dll include/wsbridge.h lib/libwsbridge.dll.a lib/wsbridge.def lib/wsbridge.lib luau/ready_set.c luau/ready_set.h luau/signals.c luau/signals.h luau/websocket.c luau/websocket.h"
 got_files=$(LC_ALL=C sort "$LOGS/package.txt" | tr '\n' ' ' | sed 's/ $//')
 zip_dll_ok=$(python3 -c '
 import sys, zipfile
