@@ -19,9 +19,8 @@
 # Prints one line per check and ends with "N passed, N failed"; exits
 # non-zero if anything failed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TERM_COLOR=never
+. "$(dirname "$0")/lib.sh" # log, PIDS, apt_install, pass, fail, summary, test_server
+cd "$ROOT"
 
 TARGET=x86_64-pc-windows-gnu
 WIN=$ROOT/target/windows          # cargo target dir of the Windows build
@@ -33,11 +32,8 @@ WINE=/usr/lib/wine/wine64         # Debian's wine64 puts no `wine` on PATH
 MINGW_CC=x86_64-w64-mingw32-gcc
 MINGW_CXX=x86_64-w64-mingw32-g++
 
-log() { printf '\n==== [%4ds] %s\n' "$SECONDS" "$*"; }
-
 # ---------------------------------------------------------------- cleanup
-SERVER_PID=
-LUAU_SERVER_PID=
+# (after the servers in PIDS are stopped)
 WINE_STARTED=0
 CA_INSTALLED=
 cleanup() {
@@ -45,16 +41,11 @@ cleanup() {
         rm -f "$CA_INSTALLED"
         update-ca-certificates >/dev/null 2>&1 || true
     fi
-    for pid in $SERVER_PID $LUAU_SERVER_PID; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
     # Stop the wineserver of *our* prefix only (and every process in it).
     if [ "$WINE_STARTED" = 1 ]; then
         WINEPREFIX=$WINEPREFIX /usr/lib/wine/wineserver -k 2>/dev/null || true
     fi
 }
-trap cleanup EXIT
 
 # ---------------------------------------------------------------- packages
 # The smaller set: the win32-threads mingw compilers (no libwinpthread DLL to
@@ -66,18 +57,10 @@ trap cleanup EXIT
 PKGS=(gcc-mingw-w64-x86-64-win32 g++-mingw-w64-x86-64-win32 binutils-mingw-w64-x86-64
       mingw-w64-x86-64-dev wine64 rustc-web cargo-web rust-web-src llvm clang lld make
       ca-certificates)
-missing=()
-for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    log "apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install "${PKGS[@]}"
 if ! [ -x /usr/bin/$MINGW_CC ]; then
     log "no $MINGW_CC after the small set: installing the full mingw-w64"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mingw-w64 >/dev/null
+    apt_install mingw-w64
 fi
 /usr/bin/rustc --version
 /usr/bin/cargo --version
@@ -197,11 +180,6 @@ log "package: ${ZIP#"$ROOT"/}"
 bash scripts/package-windows.sh "$DIST" "$BIN" "$ZIP" >"$LOGS/package.txt"
 
 # ---------------------------------------------------------------- checks
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-
 log "wsbridge.dll: exports and imports"
 imports=$(x86_64-w64-mingw32-objdump -p "$DIST/wsbridge.dll" | awk '/DLL Name:/ {print $3}' | sort -u | tr '\n' ' ')
 header_fns=$(grep -Eo '\bwsb_[a-z_0-9]+\(' include/wsbridge.h | tr -d '(' | sort -u)
@@ -314,10 +292,7 @@ else
 fi
 
 log "loopback test server"
-coproc SRV { exec target/debug/examples/test_server --ca-out "$BIN/ca.pem" 2>"$LOGS/test_server.log"; }
-SERVER_PID=$SRV_PID
-read -r -t 60 WS_URL <&"${SRV[0]}"
-read -r -t 60 WSS_URL <&"${SRV[0]}"
+test_server "$BIN/ca.pem" "$LOGS/test_server.log"
 echo "$WS_URL $WSS_URL"
 # The Luau scripts' server (examples-c/luau/host/tests/support/server.rs):
 # its ws:// URL, a self-signed wss:// URL, and a port where nothing listens.
@@ -327,7 +302,7 @@ rm -f "$LOGS/luau_server.stdin" "$LOGS/luau_server.urls"
 mkfifo "$LOGS/luau_server.stdin"
 target/debug/examples/luau_server <"$LOGS/luau_server.stdin" >"$LOGS/luau_server.urls" \
     2>"$LOGS/luau_server.log" &
-LUAU_SERVER_PID=$!
+PIDS+=("$!")
 exec {LUAU_SERVER_STDIN}>"$LOGS/luau_server.stdin"
 for _ in $(seq 600); do # at most 60 s
     [ "$(wc -l <"$LOGS/luau_server.urls")" -ge 3 ] && break
@@ -439,5 +414,4 @@ for exe in wsb-luau.exe wsb-luau-longjmp.exe; do
 done
 
 log "summary (logs in ${LOGS#"$ROOT"/}, DLL in ${DIST#"$ROOT"/})"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary
