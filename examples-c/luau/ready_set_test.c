@@ -26,34 +26,39 @@ static int passed, failed;
         }                                                                                                \
     } while (0)
 
-/* The wake hook counts its calls (from any thread). */
-static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
-static long wakes;
+/* What the threads share, under one lock: the wake hook's calls, and the
+   owner's word to the marker threads to stop. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static long wakes, stop;
+
+static long get(const long *v)
+{
+    long n;
+    pthread_mutex_lock(&lock);
+    n = *v;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+static void add(long *v, long n)
+{
+    pthread_mutex_lock(&lock);
+    *v += n;
+    pthread_mutex_unlock(&lock);
+}
 
 static void count_wake(void *ud)
 {
     (void)ud;
-    pthread_mutex_lock(&wake_lock);
-    wakes++;
-    pthread_mutex_unlock(&wake_lock);
+    add(&wakes, 1);
 }
 
-static long wakes_so_far(void)
-{
-    long n;
-    pthread_mutex_lock(&wake_lock);
-    n = wakes;
-    pthread_mutex_unlock(&wake_lock);
-    return n;
-}
-
+/* The wakes since the last call. */
 static long wake_count(void)
 {
-    long n;
-    pthread_mutex_lock(&wake_lock);
-    n = wakes;
-    wakes = 0;
-    pthread_mutex_unlock(&wake_lock);
+    static long seen;
+    long n = get(&wakes) - seen;
+    seen += n;
     return n;
 }
 
@@ -157,18 +162,6 @@ typedef struct marker {
     long marked[SHARED]; /* ready_mark returned 1, per node */
 } marker;
 
-static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
-static int stop;
-
-static int stopped(void)
-{
-    int s;
-    pthread_mutex_lock(&stop_lock);
-    s = stop;
-    pthread_mutex_unlock(&stop_lock);
-    return s;
-}
-
 /* Marks shared nodes at random until the owner says stop. */
 static void *mark_loop(void *arg)
 {
@@ -180,7 +173,7 @@ static void *mark_loop(void *arg)
             k = (int)((m->seed >> 16) % SHARED);
             m->marked[k] += ready_mark(&m->nodes[k]);
         }
-    } while (!stopped());
+    } while (!get(&stop));
     return NULL;
 }
 
@@ -216,7 +209,7 @@ static void test_threads(void)
     ready_set set;
     ready_node shared[SHARED], own[OWN];
     int own_in[OWN] = {0};
-    long visits[SHARED + OWN + 1] = {0}, own_marked = 0, marked_total = 0, bad = 0;
+    long visits[SHARED + OWN + 1] = {0}, own_marked = 0, marked_total = 0, bad = 0, wakes0;
     marker markers[MARKERS];
     unsigned seed = 7;
     int passes = 0, started = 0;
@@ -224,6 +217,7 @@ static void test_threads(void)
 
     ready_set_init(&set, count_wake, NULL);
     wake_count();
+    wakes0 = get(&wakes);
     for (int i = 0; i < SHARED; i++)
         ready_add(&set, &shared[i], &owners[i]);
     for (int t = 0; t < MARKERS; t++) {
@@ -253,10 +247,8 @@ static void test_threads(void)
         }
         passes++;
     } while (started == MARKERS && passes < MAX_PASSES &&
-             (passes < PASSES || wakes_so_far() - own_marked < MARKER_WAKES));
-    pthread_mutex_lock(&stop_lock);
-    stop = 1;
-    pthread_mutex_unlock(&stop_lock);
+             (passes < PASSES || get(&wakes) - wakes0 - own_marked < MARKER_WAKES));
+    add(&stop, 1);
     for (int t = 0; t < started; t++)
         pthread_join(markers[t].thread, NULL);
     for (int j = 0; j < OWN; j++)
