@@ -34,36 +34,15 @@
 # shared machine (other builds running, load average 3 to 19): 797 s with
 # one server, 634 s and 768 s with two.
 set -euo pipefail
-if [ -n "${WSB_LIB_DIR:-}" ] && [ -d "$WSB_LIB_DIR" ]; then WSB_LIB_DIR=$(cd "$WSB_LIB_DIR" && pwd); fi
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-
-log() { printf '\n==== autobahn: %s\n' "$*"; }
-die() {
-    printf 'autobahn: ERROR: %s\n' "$*" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-}
+. "$(dirname "$0")/lib.sh" # log, die, PIDS, free_port, wait_port, wsb_lib
+cd "$ROOT"
 
 PY27=${WSB_PY27:-$HOME/.pyenv/versions/2.7.18/bin/python}
 CACHE=${WSB_AB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wsbridge/autobahn}
 OUT=${WSB_AB_OUT:-$ROOT/target/autobahn}
 
-PIDS=()
 TMP=$(mktemp -d)
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]:-}"; do
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup() { rm -rf "$TMP"; }
 
 command -v cc >/dev/null || die "no C compiler (cc) on PATH"
 command -v python3 >/dev/null || die "python3 is needed (to create the virtualenv tool)"
@@ -114,14 +93,7 @@ sys.exit(run())
 EOF
 
 # ---------------------------------------------------------------- library and driver
-if [ -z "${WSB_LIB_DIR:-}" ]; then
-    log "cargo build --release --lib"
-    cargo build -q --release --lib
-    WSB_LIB_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
-fi
-[ -d "$WSB_LIB_DIR" ] || die "WSB_LIB_DIR=$WSB_LIB_DIR is not a directory"
-WSB_LIB_DIR=$(cd "$WSB_LIB_DIR" && pwd)
-[ -f "$WSB_LIB_DIR/libwsbridge.so" ] || die "no libwsbridge.so in $WSB_LIB_DIR"
+wsb_lib
 log "building the driver against $WSB_LIB_DIR/libwsbridge.so"
 cc -std=c99 -Wall -Wextra -Werror -O2 -Iinclude tests/autobahn/driver.c \
     -L"$WSB_LIB_DIR" -lwsbridge -Wl,-rpath,"$WSB_LIB_DIR" -o "$TMP/driver"
@@ -161,9 +133,6 @@ JOBS=${#SHARDS[@]}
 # ---------------------------------------------------------------- fuzzing servers
 rm -rf "$OUT/reports" "$OUT"/driver*.log "$OUT"/wstest*.log "$OUT"/fuzzingserver*.json
 mkdir -p "$OUT"
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 PORTS=()
 for k in $(seq 1 "$JOBS"); do
     if [ -n "${WSB_AB_PORT:-}" ]; then port=$((WSB_AB_PORT + k - 1)); else port=$(free_port); fi
@@ -182,13 +151,7 @@ EOF
         -s "$OUT/fuzzingserver-$k.json" -u 0 >"$OUT/wstest-$k.log" 2>&1) &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
-    up=0
-    for _ in $(seq 1 150); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
-        sleep 0.2
-    done
-    if [ "$up" != 1 ]; then
+    if ! wait_port "$port" "$SERVER_PID" 30; then
         cat "$OUT/wstest-$k.log" >&2 || true
         die "fuzzing server $k did not come up on 127.0.0.1:$port"
     fi

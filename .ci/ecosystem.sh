@@ -19,58 +19,27 @@
 # Every wait is bounded, everything listens on 127.0.0.1, and every process it
 # starts is recorded by PID and killed by PID on exit. Honours CARGO_TARGET_DIR.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TERM_COLOR=never
+. "$(dirname "$0")/lib.sh" # log, PIDS, apt_install, step, summary, test_server, free_port, wait_port
+cd "$ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 ECO=$TARGET_DIR/ecosystem          # kept between runs: the Python venv
 WORK=$(mktemp -d /tmp/wsb-ecosystem.XXXXXX)
 PREFIX=$WORK/prefix
 RUN_TIMEOUT=60                     # seconds, for each program run
 
-log() { printf '\n==== [%4ds] %s\n' "$SECONDS" "$*"; }
-
-# ---------------------------------------------------------------- cleanup
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]:-}"; do
-        if [ -n "$pid" ]; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-PASSED=0
-FAILED=0
-check() { # check NAME CMD...: run it, count it, keep going
-    local name=$1; shift
-    log "$name"
-    if "$@"; then
-        PASSED=$((PASSED + 1)); echo "PASS: $name"
-    else
-        FAILED=$((FAILED + 1)); echo "FAIL: $name"
-    fi
-}
+cleanup() { rm -rf "$WORK"; }
 run() { timeout "$RUN_TIMEOUT" "$@"; }   # every program run is bounded
 
 # ---------------------------------------------------------------- packages
 need=()
-command -v cc >/dev/null || need+=(gcc)
+command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v nm >/dev/null && command -v readelf >/dev/null || need+=(binutils)
 command -v cmake >/dev/null || need+=(cmake)
 command -v make >/dev/null || need+=(make)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v luajit >/dev/null || need+=(luajit)
 command -v tinyproxy >/dev/null || need+=(tinyproxy)
-if ((${#need[@]})); then
-    log "apt-get install ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+apt_install "${need[@]}"
 cmake --version | head -1
 luajit -v
 tinyproxy -v
@@ -82,7 +51,7 @@ if ! "$VENV/bin/python" -c 'import cffi' 2>/dev/null; then
     log "python venv + pip install cffi"
     rm -rf "$VENV"
     if ! python3 -m venv "$VENV" 2>/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        apt_install python3-venv
         /usr/bin/python3 -m venv "$VENV"
     fi
     "$VENV/bin/pip" install -q --disable-pip-version-check cffi
@@ -99,14 +68,10 @@ LIB=$PREFIX/lib
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 # ---------------------------------------------------------------- loopback test server
-# It prints its ws:// and wss:// URLs, then serves until stdin closes or it
-# is killed (by PID, on exit).
-coproc SRV { exec "$TARGET_DIR/debug/examples/test_server" --ca-out "$WORK/ca.pem"; }
-PIDS+=("$SRV_PID")
-read -r -t 60 WS <&"${SRV[0]}"
-read -r -t 60 WSS <&"${SRV[0]}"
+test_server "$WORK/ca.pem"
+WS=$WS_URL WSS=$WSS_URL
 WSS_PORT=${WSS##*:}
-echo "test server: $WS $WSS (pid $SRV_PID)"
+echo "test server: $WS $WSS (pid $TEST_SERVER_PID)"
 
 # ---------------------------------------------------------------- install layout, soname, symbols
 layout() {
@@ -122,13 +87,13 @@ layout() {
     ls -l "$LIB" "$LIB/pkgconfig" "$LIB/cmake/wsbridge"
     return $ok
 }
-check "install layout (lib, soname links, .a, header, .pc, CMake config)" layout
+step "install layout (lib, soname links, .a, header, .pc, CMake config)" layout
 
 soname() {
     readelf -d "$LIB/libwsbridge.so.1" | grep SONAME
     readelf -d "$LIB/libwsbridge.so.1" | grep -q 'Library soname: \[libwsbridge.so.1\]'
 }
-check "readelf -d: soname libwsbridge.so.1" soname
+step "readelf -d: soname libwsbridge.so.1" soname
 
 symbols() {
     nm -D --defined-only "$LIB/libwsbridge.so.1" | awk '{print $NF}' | sort -u > "$WORK/exported"
@@ -141,7 +106,7 @@ symbols() {
     fi
     diff "$WORK/declared" "$WORK/exported"
 }
-check "nm -D --defined-only: only wsb_* symbols, exactly the header's functions" symbols
+step "nm -D --defined-only: only wsb_* symbols, exactly the header's functions" symbols
 
 # ---------------------------------------------------------------- echo.c through pkg-config and CMake
 # echo.c prints the echoes and exits 0 only if both came back and the close was clean.
@@ -161,7 +126,7 @@ pkgconfig_build() {
         echo "echo_pc does not need libwsbridge.so.1"; return 1; }
     echo_runs "$WORK/echo_pc"
 }
-check "pkg-config build of examples-c/echo.c, run over ws:// and wss://" pkgconfig_build
+step "pkg-config build of examples-c/echo.c, run over ws:// and wss://" pkgconfig_build
 
 cmake_build() {
     local b=$WORK/cmake-build
@@ -176,7 +141,7 @@ cmake_build() {
     fi
     echo_runs "$b/echo_shared" && echo_runs "$b/echo_static"
 }
-check "CMake find_package(wsbridge): echo.c against the .so and the .a, run over ws:// and wss://" cmake_build
+step "CMake find_package(wsbridge): echo.c against the .so and the .a, run over ws:// and wss://" cmake_build
 
 cmake_version_check() {
     # The version file: a newer version than installed must not be accepted.
@@ -186,7 +151,7 @@ cmake_version_check() {
     fi
     grep -A3 'compatible with requested version' "$WORK/cmake-new.log" || { cat "$WORK/cmake-new.log"; return 1; }
 }
-check "CMake: find_package(wsbridge 99.0) is refused by the version file" cmake_version_check
+step "CMake: find_package(wsbridge 99.0) is refused by the version file" cmake_version_check
 
 # ---------------------------------------------------------------- header-driven bindings
 # The header preprocessed without the system headers (cffi and LuaJIT know
@@ -197,26 +162,23 @@ gcc -E -P -nostdinc -I"$WORK/noinc" "$PREFIX/include/wsbridge.h" > "$WORK/wsbrid
 echo "cdef: $(wc -l < "$WORK/wsbridge.cdef") lines"
 PY=("$VENV/bin/python" tests/bindings/cffi_echo.py --lib "$LIB/libwsbridge.so.1" --cdef "$WORK/wsbridge.cdef")
 
-check "Python cffi (ABI mode): echo + close over ws://" run "${PY[@]}" --url "$WS/echo"
-check "Python cffi (ABI mode): echo + close over wss://" run "${PY[@]}" --url "$WSS/echo" --ca "$WORK/ca.pem"
-check "LuaJIT FFI: echo + close over ws://" \
+step "Python cffi (ABI mode): echo + close over ws://" run "${PY[@]}" --url "$WS/echo"
+step "Python cffi (ABI mode): echo + close over wss://" run "${PY[@]}" --url "$WSS/echo" --ca "$WORK/ca.pem"
+step "LuaJIT FFI: echo + close over ws://" \
     run luajit tests/bindings/luajit_echo.lua "$LIB/libwsbridge.so.1" "$WORK/wsbridge.cdef" "$WS/echo"
-check "LuaJIT FFI: echo + close over wss://" \
+step "LuaJIT FFI: echo + close over wss://" \
     run luajit tests/bindings/luajit_echo.lua "$LIB/libwsbridge.so.1" "$WORK/wsbridge.cdef" "$WSS/echo" "$WORK/ca.pem"
 
 # ---------------------------------------------------------------- native roots via SSL_CERT_FILE
-check "native roots: the test CA trusted from SSL_CERT_FILE (cffi, wss://)" \
+step "native roots: the test CA trusted from SSL_CERT_FILE (cffi, wss://)" \
     env SSL_CERT_FILE="$WORK/ca.pem" "${PY[@]}" --url "$WSS/echo" --native-roots
-check "native roots off: the same CA is unknown (WSB_ERR_TLS)" \
+step "native roots off: the same CA is unknown (WSB_ERR_TLS)" \
     env SSL_CERT_FILE="$WORK/ca.pem" "${PY[@]}" --url "$WSS/echo" \
     --expect-error WSB_ERR_TLS --expect-detail UnknownIssuer
 
 # ---------------------------------------------------------------- a real proxy: tinyproxy
-free_port() {
-    "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 start_tinyproxy() { # start_tinyproxy NAME EXTRA-CONFIG-LINES; sets TP_PORT
-    local name=$1 extra=$2 port pid i
+    local name=$1 extra=$2 port pid
     port=$(free_port)
     cat > "$WORK/$name.conf" <<CONF
 Port $port
@@ -231,15 +193,11 @@ CONF
     tinyproxy -d -c "$WORK/$name.conf" >"$WORK/$name.out" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    for i in $(seq 100); do   # up to 10 s for it to listen
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            TP_PORT=$port
-            echo "tinyproxy $name on 127.0.0.1:$port (pid $pid)"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    if wait_port "$port" "$pid" 10; then
+        TP_PORT=$port
+        echo "tinyproxy $name on 127.0.0.1:$port (pid $pid)"
+        return 0
+    fi
     echo "tinyproxy $name did not start:"; cat "$WORK/$name.out" "$WORK/$name.log" 2>/dev/null
     return 1
 }
@@ -250,15 +208,15 @@ if start_tinyproxy open ""; then OPEN_PROXY=http://127.0.0.1:$TP_PORT; else OPEN
 if start_tinyproxy auth "BasicAuth wsb s3cr3t.pw
 ConnectPort $WSS_PORT"; then AUTH_PORT=$TP_PORT; else AUTH_PORT=1; fi
 
-check "tinyproxy: ws:// echo + close through CONNECT" run "${PY[@]}" --url "$WS/echo" --proxy "$OPEN_PROXY"
-check "tinyproxy: wss:// echo + close through CONNECT (TLS end to end)" \
+step "tinyproxy: ws:// echo + close through CONNECT" run "${PY[@]}" --url "$WS/echo" --proxy "$OPEN_PROXY"
+step "tinyproxy: wss:// echo + close through CONNECT (TLS end to end)" \
     run "${PY[@]}" --url "$WSS/echo" --ca "$WORK/ca.pem" --proxy "$OPEN_PROXY"
-check "tinyproxy: Basic auth from the proxy URL (password %-escaped), wss://" \
+step "tinyproxy: Basic auth from the proxy URL (password %-escaped), wss://" \
     run "${PY[@]}" --url "$WSS/echo" --ca "$WORK/ca.pem" --proxy "http://wsb:s3cr%33t.pw@127.0.0.1:$AUTH_PORT"
-check "tinyproxy: no credentials -> WSB_ERR_CONNECT, HTTP 407" \
+step "tinyproxy: no credentials -> WSB_ERR_CONNECT, HTTP 407" \
     run "${PY[@]}" --url "$WSS/echo" --ca "$WORK/ca.pem" --proxy "http://127.0.0.1:$AUTH_PORT" \
     --expect-error WSB_ERR_CONNECT --expect-detail "requires authentication (HTTP 407"
-check "tinyproxy: CONNECT to a port it does not allow -> WSB_ERR_CONNECT, HTTP 403" \
+step "tinyproxy: CONNECT to a port it does not allow -> WSB_ERR_CONNECT, HTTP 403" \
     run "${PY[@]}" --url "$WS/echo" --proxy "http://wsb:s3cr%33t.pw@127.0.0.1:$AUTH_PORT" \
     --expect-error WSB_ERR_CONNECT --expect-detail "refused CONNECT to 127.0.0.1:${WS##*:}: HTTP 403"
 bad_proxy_url() {
@@ -269,9 +227,7 @@ bad_proxy_url() {
     echo "$out"
     grep -q "set_proxy: WSB_ERR_INVALID_URL: invalid proxy URL" <<<"$out"
 }
-check "a proxy URL that is not http:// -> WSB_ERR_INVALID_URL when set" bad_proxy_url
+step "a proxy URL that is not http:// -> WSB_ERR_INVALID_URL when set" bad_proxy_url
 
 log "summary"
-echo "ecosystem: $PASSED passed, $FAILED failed"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

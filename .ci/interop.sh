@@ -19,48 +19,23 @@
 #
 # Ends with the C program's "N passed, N failed"; exits non-zero on any failure.
 set -euo pipefail
-if [ -n "${WSB_LIB_DIR:-}" ] && [ -d "$WSB_LIB_DIR" ]; then WSB_LIB_DIR=$(cd "$WSB_LIB_DIR" && pwd); fi
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-
-log() { printf '\n==== interop: %s\n' "$*"; }
-die() {
-    printf 'interop: ERROR: %s\n' "$*" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-}
+. "$(dirname "$0")/lib.sh" # log, die, PIDS, apt_install, wsb_lib
+cd "$ROOT"
 
 CACHE=${WSB_IOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wsbridge/interop}
 OUT=${WSB_IOP_OUT:-$ROOT/target/interop}
 
-PIDS=()
 TMP=$(mktemp -d)
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]:-}"; do
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup() { rm -rf "$TMP"; }
 
 # ---------------------------------------------------------------- tools
 need_apt=()
-command -v cc >/dev/null || need_apt+=(gcc)
+command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
-if ((${#need_apt[@]})); then
-    log "apt-get install ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+apt_install "${need_apt[@]}"
 
 # ---------------------------------------------------------------- Python websockets 17.x (cached venv)
 WS_REQ='websockets>=17,<18'
@@ -110,14 +85,7 @@ log "making a CA and a 127.0.0.1 certificate"
 ) || die "openssl could not make the certificates"
 
 # ---------------------------------------------------------------- library and test program
-if [ -z "${WSB_LIB_DIR:-}" ]; then
-    log "cargo build --release --lib"
-    cargo build -q --release --lib
-    WSB_LIB_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
-fi
-[ -d "$WSB_LIB_DIR" ] || die "WSB_LIB_DIR=$WSB_LIB_DIR is not a directory"
-WSB_LIB_DIR=$(cd "$WSB_LIB_DIR" && pwd)
-[ -f "$WSB_LIB_DIR/libwsbridge.so" ] || die "no libwsbridge.so in $WSB_LIB_DIR"
+wsb_lib
 log "building tests/interop/interop.c against $WSB_LIB_DIR/libwsbridge.so"
 cc -std=c99 -Wall -Wextra -Werror -O2 -Iinclude tests/interop/interop.c \
     -L"$WSB_LIB_DIR" -lwsbridge -Wl,-rpath,"$WSB_LIB_DIR" -o "$TMP/interop"

@@ -11,7 +11,8 @@
 # Any sanitizer report (ERROR: ...Sanitizer / WARNING: ThreadSanitizer) fails
 # the run, even if the tests themselves passed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh" # die, cargo_tally
+cd "$ROOT"
 SAN=${SAN:-address}
 case $SAN in
 address) tests=(--test api --test faults --test misuse --test shutdown --test shutdown_data) ;;
@@ -22,7 +23,7 @@ thread)
     # test binary exit with 66.
     export TSAN_OPTIONS="report_thread_leaks=0 ${TSAN_OPTIONS:-}"
     ;;
-*) echo "sanitizers: unknown SAN=$SAN (address or thread)"; echo "0 passed, 1 failed"; exit 1 ;;
+*) die "unknown SAN=$SAN (address or thread)" ;;
 esac
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "sanitizers: no nightly toolchain; skipped"; echo "0 passed, 0 failed"; exit 0
@@ -44,8 +45,8 @@ log=$(mktemp)
 cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu "${profile[@]}" --no-fail-fast \
     -p wsbridge "${tests[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-p=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | awk '{s+=$(NF-1)} END {print s+0}')
-f=$(grep -Eo '([0-9]+) failed' "$log" | awk '{s+=$1} END {print s+0}')
+cargo_tally "$log"
+p=$TALLY_PASSED f=$TALLY_FAILED
 san=$(grep -Ec '(ERROR|WARNING): [A-Za-z]*Sanitizer' "$log")
 ran=0; grep -Eq '^ +Running ' "$log" && ran=1
 rm -f "$log"

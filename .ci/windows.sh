@@ -19,9 +19,8 @@
 # Prints one line per check and ends with "N passed, N failed"; exits
 # non-zero if anything failed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-export CARGO_TERM_COLOR=never
+. "$(dirname "$0")/lib.sh" # log, PIDS, apt_install, pass, fail, summary, test_server
+cd "$ROOT"
 
 TARGET=x86_64-pc-windows-gnu
 WIN=$ROOT/target/windows          # cargo target dir of the Windows build
@@ -33,11 +32,8 @@ WINE=/usr/lib/wine/wine64         # Debian's wine64 puts no `wine` on PATH
 MINGW_CC=x86_64-w64-mingw32-gcc
 MINGW_CXX=x86_64-w64-mingw32-g++
 
-log() { printf '\n==== [%4ds] %s\n' "$SECONDS" "$*"; }
-
 # ---------------------------------------------------------------- cleanup
-SERVER_PID=
-LUAU_SERVER_PID=
+# (after the servers in PIDS are stopped)
 WINE_STARTED=0
 CA_INSTALLED=
 cleanup() {
@@ -45,16 +41,11 @@ cleanup() {
         rm -f "$CA_INSTALLED"
         update-ca-certificates >/dev/null 2>&1 || true
     fi
-    for pid in $SERVER_PID $LUAU_SERVER_PID; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
     # Stop the wineserver of *our* prefix only (and every process in it).
     if [ "$WINE_STARTED" = 1 ]; then
         WINEPREFIX=$WINEPREFIX /usr/lib/wine/wineserver -k 2>/dev/null || true
     fi
 }
-trap cleanup EXIT
 
 # ---------------------------------------------------------------- packages
 # The smaller set: the win32-threads mingw compilers (no libwinpthread DLL to
@@ -66,18 +57,10 @@ trap cleanup EXIT
 PKGS=(gcc-mingw-w64-x86-64-win32 g++-mingw-w64-x86-64-win32 binutils-mingw-w64-x86-64
       mingw-w64-x86-64-dev wine64 rustc-web cargo-web rust-web-src llvm clang lld make
       ca-certificates)
-missing=()
-for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    log "apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install "${PKGS[@]}"
 if ! [ -x /usr/bin/$MINGW_CC ]; then
     log "no $MINGW_CC after the small set: installing the full mingw-w64"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mingw-w64 >/dev/null
+    apt_install mingw-w64
 fi
 /usr/bin/rustc --version
 /usr/bin/cargo --version
@@ -162,7 +145,7 @@ lld-link /nologo /entry:mainCRTStartup /subsystem:console /nodefaultlib /out:"$B
 
 # ---------------------------------------------------------------- wsb-luau.exe
 # A small C main (examples-c/luau/host/main.c) + host.c + websocket.c +
-# signals.c + Luau,
+# signals.c + ready_set.c + Luau,
 # linked against wsbridge.dll through its import library: the shape of an
 # executor (C/C++ host, Luau built from source, the DLL beside it), and the
 # DLL under test is the one shipped. (The Rust host links wsbridge statically
@@ -176,7 +159,7 @@ mkdir -p "$HOST_OBJ"
 LUAU_CFLAGS=(-std=c99 -Wall -Wextra -Werror -O2 -DWSLUAU_WEBSOCKET -DLUAI_MAXCSTACK=1000000
              -Iexamples-c/luau/vm/include -Iexamples-c/luau -Iexamples-c/luau/host -Iinclude)
 for src in examples-c/luau/host/main.c examples-c/luau/host/host.c examples-c/luau/websocket.c \
-    examples-c/luau/signals.c; do
+    examples-c/luau/signals.c examples-c/luau/ready_set.c; do
     $MINGW_CC "${LUAU_CFLAGS[@]}" -c "$src" -o "$HOST_OBJ/$(basename "$src" .c).o"
 done
 # exceptions: what executors build (and what is shipped as bin/wsb-luau.exe);
@@ -187,7 +170,7 @@ for mode in exceptions longjmp; do
     [ "$mode" = longjmp ] && exe=wsb-luau-longjmp.exe
     $MINGW_CXX -static-libgcc -static-libstdc++ -s -o "$BIN/$exe" \
         "$HOST_OBJ/main.o" "$HOST_OBJ/host.o" "$HOST_OBJ/websocket.o" "$HOST_OBJ/signals.o" \
-        "$LUAU_OUT/ldo-$mode.o" "$LUAU_OUT/libluau.a" -L"$DIST" -lwsbridge
+        "$HOST_OBJ/ready_set.o" "$LUAU_OUT/ldo-$mode.o" "$LUAU_OUT/libluau.a" -L"$DIST" -lwsbridge
 done
 
 # ---------------------------------------------------------------- package
@@ -197,11 +180,6 @@ log "package: ${ZIP#"$ROOT"/}"
 bash scripts/package-windows.sh "$DIST" "$BIN" "$ZIP" >"$LOGS/package.txt"
 
 # ---------------------------------------------------------------- checks
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-
 log "wsbridge.dll: exports and imports"
 imports=$(x86_64-w64-mingw32-objdump -p "$DIST/wsbridge.dll" | awk '/DLL Name:/ {print $3}' | sort -u | tr '\n' ' ')
 header_fns=$(grep -Eo '\bwsb_[a-z_0-9]+\(' include/wsbridge.h | tr -d '(' | sort -u)
@@ -249,8 +227,8 @@ fi
 # the Luau host and binding (a plain-text check: no MSVC here).
 # What MSVC compiles: the other branch of `#ifdef _MSC_VER` / `#ifdef _WIN32`
 # (the POSIX/mingw side) is skipped; comments are skipped.
-c4996=$(python3 - examples-c/luau/websocket.c examples-c/luau/signals.c examples-c/luau/host/host.c \
-    examples-c/luau/host/main.c <<'PY'
+c4996=$(python3 - examples-c/luau/websocket.c examples-c/luau/signals.c examples-c/luau/ready_set.c \
+    examples-c/luau/host/host.c examples-c/luau/host/main.c <<'PY'
 import re, sys
 bad = re.compile(r"(?<![A-Za-z0-9_])(fopen|freopen|strerror|strcpy|strcat|strncpy|strncat|sprintf|vsprintf"
                  r"|sscanf|scanf|fscanf|getenv|strtok|gmtime|localtime|ctime|asctime|_open|open|tmpnam"
@@ -278,7 +256,7 @@ for path in sys.argv[1:]:
 PY
 )
 if [ -z "$c4996" ]; then
-    pass "websocket.c, signals.c, host.c, main.c: no CRT function MSVC /sdl rejects (C4996)"
+    pass "websocket.c, signals.c, ready_set.c, host.c, main.c: no CRT function MSVC /sdl rejects (C4996)"
 else
     echo "$c4996"
     fail "C4996 functions in the Luau host/binding"
@@ -296,7 +274,7 @@ else
 fi
 
 # The package's contents, exactly.
-want_files="LICENSE-APACHE LICENSE-Luau.txt LICENSE-MIT README-windows.md bin/wsb-luau.exe bin/wsbridge.dll include/wsbridge.h lib/libwsbridge.dll.a lib/wsbridge.def lib/wsbridge.lib luau/signals.c luau/signals.h luau/websocket.c luau/websocket.h"
+want_files="LICENSE-APACHE LICENSE-Luau.txt LICENSE-MIT README-windows.md bin/wsb-luau.exe bin/wsbridge.dll include/wsbridge.h lib/libwsbridge.dll.a lib/wsbridge.def lib/wsbridge.lib luau/ready_set.c luau/ready_set.h luau/signals.c luau/signals.h luau/websocket.c luau/websocket.h"
 got_files=$(LC_ALL=C sort "$LOGS/package.txt" | tr '\n' ' ' | sed 's/ $//')
 zip_dll_ok=$(python3 -c '
 import sys, zipfile
@@ -314,10 +292,7 @@ else
 fi
 
 log "loopback test server"
-coproc SRV { exec target/debug/examples/test_server --ca-out "$BIN/ca.pem" 2>"$LOGS/test_server.log"; }
-SERVER_PID=$SRV_PID
-read -r -t 60 WS_URL <&"${SRV[0]}"
-read -r -t 60 WSS_URL <&"${SRV[0]}"
+test_server "$BIN/ca.pem" "$LOGS/test_server.log"
 echo "$WS_URL $WSS_URL"
 # The Luau scripts' server (examples-c/luau/host/tests/support/server.rs):
 # its ws:// URL, a self-signed wss:// URL, and a port where nothing listens.
@@ -327,7 +302,7 @@ rm -f "$LOGS/luau_server.stdin" "$LOGS/luau_server.urls"
 mkfifo "$LOGS/luau_server.stdin"
 target/debug/examples/luau_server <"$LOGS/luau_server.stdin" >"$LOGS/luau_server.urls" \
     2>"$LOGS/luau_server.log" &
-LUAU_SERVER_PID=$!
+PIDS+=("$!")
 exec {LUAU_SERVER_STDIN}>"$LOGS/luau_server.stdin"
 for _ in $(seq 600); do # at most 60 s
     [ "$(wc -l <"$LOGS/luau_server.urls")" -ge 3 ] && break
@@ -439,5 +414,4 @@ for exe in wsb-luau.exe wsb-luau-longjmp.exe; do
 done
 
 log "summary (logs in ${LOGS#"$ROOT"/}, DLL in ${DIST#"$ROOT"/})"
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary

@@ -11,6 +11,7 @@
 #   lib/wsbridge.lib  (MSVC)  lib/libwsbridge.dll.a  (mingw)  lib/wsbridge.def
 #   include/wsbridge.h
 #   luau/websocket.c  luau/websocket.h  luau/signals.c  luau/signals.h
+#   luau/ready_set.c  luau/ready_set.h
 #   README-windows.md  LICENSE-MIT  LICENSE-APACHE  LICENSE-Luau.txt
 #
 # Prints the zip's file list. Needs python3 (its zipfile module makes the zip:
@@ -25,7 +26,7 @@ cp "$DIST/wsbridge.dll" "$BIN/wsb-luau.exe" "$STAGE/bin/"
 cp "$DIST/wsbridge.lib" "$DIST/libwsbridge.dll.a" "$DIST/wsbridge.def" "$STAGE/lib/"
 cp include/wsbridge.h "$STAGE/include/"
 cp examples-c/luau/websocket.c examples-c/luau/websocket.h examples-c/luau/signals.c examples-c/luau/signals.h \
-    "$STAGE/luau/"
+    examples-c/luau/ready_set.c examples-c/luau/ready_set.h "$STAGE/luau/"
 cp scripts/README-windows.md LICENSE-MIT LICENSE-APACHE "$STAGE/"
 # wsb-luau.exe contains Luau (MIT, Roblox).
 cp examples-c/luau/vm/include/LICENSE.txt "$STAGE/LICENSE-Luau.txt"

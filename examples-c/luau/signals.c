@@ -112,18 +112,10 @@ static void add_listeners(lua_State *L, luasig_core *core, int delta)
 
 static void resume(luasig_core *core, lua_State *L, lua_State *co, int nargs)
 {
-    int status;
-    if (core->hooks && core->hooks->resume) {
+    if (core->hooks && core->hooks->resume)
         core->hooks->resume(core->ud, L, co, nargs);
-        return;
-    }
-    status = lua_resume(co, L, nargs);
-    if (status != LUA_OK && status != LUA_YIELD && status != LUA_BREAK) {
-        const char *msg = lua_tostring(co, -1);
-        fprintf(stderr, "signal handler error: %s\n%s", msg ? msg : "(error object is not a string)",
-                lua_debugtrace(co));
-    }
-    lua_settop(co, 0);
+    else
+        luasig_resume(L, co, nargs, 0);
 }
 
 /* Finds the handler with connection `id`: pushes the handlers list (or nil)
@@ -280,6 +272,16 @@ static int signal_wait(lua_State *L)
 
 /* ------------------------------------------------------------------------ */
 /* The C API.                                                                */
+
+void luasig_resume(lua_State *L, lua_State *co, int nargs, int error)
+{
+    int status = error ? lua_resumeerror(co, L) : lua_resume(co, L, nargs);
+    if (status != LUA_OK && status != LUA_YIELD && status != LUA_BREAK) {
+        const char *msg = lua_tostring(co, -1);
+        fprintf(stderr, "handler error: %s\n%s", msg ? msg : "(error object is not a string)", lua_debugtrace(co));
+    }
+    lua_settop(co, 0);
+}
 
 void luasig_open(lua_State *L)
 {

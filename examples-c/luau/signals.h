@@ -37,8 +37,8 @@ extern "C" {
 typedef struct luasig_hooks {
     /* Run the coroutine `co` with the `nargs` values on top of its stack,
        task.spawn-style (report an error, leave a yielded coroutine to
-       whatever it yielded to). `L` is the running thread. NULL: lua_resume,
-       errors printed to stderr. */
+       whatever it yielded to). `L` is the running thread. NULL:
+       luasig_resume. */
     void (*resume)(void *ud, lua_State *L, lua_State *co, int nargs);
     /* The number of listeners changed by `delta` (called after the change;
        may be NULL). Lets the owner keep itself alive while it is listened
@@ -57,6 +57,12 @@ void luasig_open(lua_State *L);
    alive as long as the signal itself is alive (e.g. the object whose event it
    is). `hooks` (static) and `ud` are passed back to the hooks. */
 void luasig_new(lua_State *L, int owner_idx, const luasig_hooks *hooks, void *ud);
+
+/* The resume fallback, for a host without a resume hook (here and in
+   websocket.c): lua_resume(co, L, nargs), or with `error` non-zero
+   lua_resumeerror(co, L) (raising the value on top of co's stack in it); an
+   error is printed to stderr with a stack trace. Then clears co's stack. */
+void luasig_resume(lua_State *L, lua_State *co, int nargs, int error);
 
 /* Whether the value at `idx` is a signal made by luasig_new. */
 int luasig_is(lua_State *L, int idx);

@@ -1,10 +1,20 @@
 /*
  * websocket.c — the WebSocket library for Luau scripts, on top of wsbridge.
  *
- * The reference binding: copy this file, websocket.h, signals.c and
- * signals.h into your Luau host (executor). It uses only Luau's C API
- * (lua.h, lualib.h), wsbridge.h and a mutex (pthreads, or a Windows
- * critical section). Scripts get the standard (sUNC) API:
+ * This file maps Luau objects to wsbridge events, and nothing else: a
+ * WebSocket object is a userdata holding a ws_rec (its socket); the OPEN or
+ * ERROR event resumes the coroutine waiting in WebSocket.connect; TEXT and
+ * BINARY fire OnMessage; CLOSE fires OnClose. The signals are signals.c's.
+ * Which sockets have events waiting is ready_set.c's: the only part another
+ * thread touches (on_notify, below, runs on a socket's I/O thread and only
+ * marks that socket there); everything else here runs on the scheduler's
+ * thread.
+ *
+ * The reference binding: copy this file, websocket.h, signals.c, signals.h,
+ * ready_set.c and ready_set.h into your Luau host (executor). They use only
+ * Luau's C API (lua.h, lualib.h), wsbridge.h and, in ready_set.c, a mutex
+ * (pthreads, or a Windows critical section). Scripts get the standard
+ * (sUNC) API:
  *
  *     local ws = WebSocket.connect("wss://example.org/socket")  -- yields until open
  *     ws.OnMessage:Connect(function(message, isBinary) print(message) end)
@@ -52,17 +62,6 @@
  * WebSocket.connect and signal:Wait can yield. Compile with the same
  * LUAI_MAXCSTACK as your Luau VM.
  *
- * Threading and the ready set: everything runs on one thread (the
- * scheduler's) except on_notify, which wsbridge calls on a socket's I/O
- * thread when it queued an event. on_notify only puts that socket's handle
- * into the ready set (under `lock`, at most once until the next pump) and,
- * if it was not there yet, calls host.wake. wsluau_pump swaps the ready set
- * out under the lock and polls just those sockets until each is empty, so a
- * pump costs in proportion to the sockets that have events, not to all
- * sockets. A notification that arrives while the pump runs puts the socket
- * back into the (new) ready set: the next pump polls it again, so nothing is
- * lost. Handles are looked up in a hash table; a handle that was freed
- * meanwhile is simply not found.
  */
 
 #include <stdint.h>
@@ -72,31 +71,12 @@
 
 #include "lua.h"
 #include "lualib.h"
+#include "ready_set.h"
 #include "signals.h"
 #include "websocket.h"
 #include "wsbridge.h"
 
-#ifdef _WIN32
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#include <windows.h>
-typedef CRITICAL_SECTION ws_mutex;
-static void mutex_init(ws_mutex *m) { InitializeCriticalSection(m); }
-static void mutex_destroy(ws_mutex *m) { DeleteCriticalSection(m); }
-static void mutex_lock(ws_mutex *m) { EnterCriticalSection(m); }
-static void mutex_unlock(ws_mutex *m) { LeaveCriticalSection(m); }
-#else
-#include <pthread.h>
-typedef pthread_mutex_t ws_mutex;
-static void mutex_init(ws_mutex *m) { pthread_mutex_init(m, NULL); }
-static void mutex_destroy(ws_mutex *m) { pthread_mutex_destroy(m); }
-static void mutex_lock(ws_mutex *m) { pthread_mutex_lock(m); }
-static void mutex_unlock(ws_mutex *m) { pthread_mutex_unlock(m); }
-#endif
-
 #define STATE_KEY "wsluau.state"
-#define SIGNALS_KEY "wsluau.signals" /* weak-valued cache: (rec + which) -> signal */
 #define WS_MT "WebSocket"
 
 #define DEFAULT_CONNECT_TIMEOUT_S 30.0
@@ -121,15 +101,10 @@ typedef struct ws_rec {
     /* Listeners of OnMessage and OnClose together (signals.c counts them for
        us). A signal with listeners keeps itself and this object alive. */
     int listeners;
+    /* The socket's place in st->ready, and on_notify's user_data: it lives
+       as long as the handle (removed after wsb_free). */
+    ready_node ready;
 } ws_rec;
-
-/* One entry of the handle -> socket table (open addressing, linear probing;
-   handle 0 marks an empty slot). */
-typedef struct ws_slot {
-    wsb_socket handle;
-    ws_rec *rec;
-    int queued; /* in the ready set (guarded by ws_state.lock) */
-} ws_slot;
 
 struct ws_state {
     wsluau_host host;
@@ -137,180 +112,15 @@ struct ws_state {
     int active; /* sockets not closed */
     int shutting_down;
     int pumping;
-    /* Guards what on_notify touches: `slots` (changed only by the scheduler
-       thread, which also reads it without the lock), the `queued` flags and
-       `ready`/`ready_len`. */
-    ws_mutex lock;
-    ws_slot *slots; /* `cap` slots, a power of two, at most half full */
-    size_t cap, count;
-    /* The ready set: handles that notified since the last pump, each once.
-       `taken` is what the running pump drains. Both hold `cap` handles, so
-       on_notify never allocates. */
-    wsb_socket *ready, *taken;
-    size_t ready_len, taken_len;
+    ready_set ready; /* the sockets that have events waiting */
 };
 
-/* ------------------------------------------------------------------------ */
-/* The handle table and the ready set.                                      */
-
-static size_t hash_handle(wsb_socket h)
-{
-    uint64_t x = (uint64_t)h;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
-/* The slot holding `h`, or the empty slot where it would go. */
-static size_t slot_index(const ws_state *st, wsb_socket h)
-{
-    size_t mask = st->cap - 1, i = hash_handle(h) & mask;
-    while (st->slots[i].handle != 0 && st->slots[i].handle != h)
-        i = (i + 1) & mask;
-    return i;
-}
-
-/* The socket with handle `h`, or NULL. Scheduler thread only. */
-static ws_rec *lookup(const ws_state *st, wsb_socket h)
-{
-    const ws_slot *slot;
-    if (st->cap == 0)
-        return NULL;
-    slot = &st->slots[slot_index(st, h)];
-    return slot->handle == h ? slot->rec : NULL;
-}
-
-/* Makes room for one more socket (scheduler thread). 0 when out of memory. */
-static int reserve(ws_state *st)
-{
-    size_t cap, old_cap = st->cap;
-    ws_slot *slots, *old_slots;
-    wsb_socket *ready, *taken, *old_ready;
-    if ((st->count + 1) * 2 <= st->cap)
-        return 1;
-    cap = st->cap ? st->cap * 2 : 16;
-    slots = (ws_slot *)calloc(cap, sizeof *slots);
-    ready = (wsb_socket *)malloc(cap * sizeof *ready);
-    taken = (wsb_socket *)realloc(st->taken, cap * sizeof *taken);
-    if (taken)
-        st->taken = taken; /* a running pump indexes st->taken afresh */
-    if (!slots || !ready || !taken) {
-        free(slots);
-        free(ready);
-        return 0;
-    }
-    mutex_lock(&st->lock);
-    old_slots = st->slots;
-    old_ready = st->ready;
-    if (st->ready_len)
-        memcpy(ready, old_ready, st->ready_len * sizeof *ready);
-    st->slots = slots;
-    st->ready = ready;
-    st->cap = cap;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old_slots[i].handle != 0)
-            st->slots[slot_index(st, old_slots[i].handle)] = old_slots[i];
-    mutex_unlock(&st->lock);
-    free(old_slots);
-    free(old_ready);
-    return 1;
-}
-
-/* Adds a socket; reserve() made room. */
-static void table_add(ws_state *st, ws_rec *rec)
-{
-    ws_slot *slot;
-    mutex_lock(&st->lock);
-    slot = &st->slots[slot_index(st, rec->handle)];
-    slot->handle = rec->handle;
-    slot->rec = rec;
-    slot->queued = 0;
-    st->count++;
-    mutex_unlock(&st->lock);
-}
-
-/* Removes a socket (backward-shift deletion: no tombstones). */
-static void table_remove(ws_state *st, wsb_socket h)
-{
-    size_t mask, i, j;
-    if (st->cap == 0)
-        return;
-    mask = st->cap - 1;
-    mutex_lock(&st->lock);
-    i = slot_index(st, h);
-    if (st->slots[i].handle == h) {
-        /* Out of the ready set too, so that it only ever holds sockets of
-           the table (at most `count` <= `cap` of them). */
-        if (st->slots[i].queued) {
-            for (size_t k = 0; k < st->ready_len; k++) {
-                if (st->ready[k] == h) {
-                    st->ready[k] = st->ready[--st->ready_len];
-                    break;
-                }
-            }
-        }
-        for (j = (i + 1) & mask; st->slots[j].handle != 0; j = (j + 1) & mask) {
-            size_t home = hash_handle(st->slots[j].handle) & mask;
-            /* Move the entry at j into the hole at i unless its home slot
-               lies cyclically in (i, j]. */
-            int stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-            if (!stays) {
-                st->slots[i] = st->slots[j];
-                i = j;
-            }
-        }
-        st->slots[i].handle = 0;
-        st->slots[i].rec = NULL;
-        st->count--;
-    }
-    mutex_unlock(&st->lock);
-}
-
-/* Puts `h` into the ready set unless it is there already (or unknown).
-   Returns 1 if it was added. Any thread; takes the lock. */
-static int mark_ready(ws_state *st, wsb_socket h)
-{
-    int added = 0;
-    mutex_lock(&st->lock);
-    if (st->cap != 0) {
-        ws_slot *slot = &st->slots[slot_index(st, h)];
-        if (slot->handle == h && !slot->queued) {
-            slot->queued = 1;
-            st->ready[st->ready_len++] = h;
-            added = 1;
-        }
-    }
-    mutex_unlock(&st->lock);
-    return added;
-}
-
-/* Runs on a socket's I/O thread: record which socket has events, and wake
-   the scheduler if that is news. */
+/* Runs on a socket's I/O thread when it queued an event: marks the socket
+   (and wakes the host if that is news). `user_data` is the socket's node. */
 static void on_notify(void *user_data, wsb_socket socket)
 {
-    ws_state *st = (ws_state *)user_data;
-    if (mark_ready(st, socket) && st->host.wake)
-        st->host.wake(st->host.ud);
-}
-
-/* Moves the ready set to st->taken (emptying it), and clears the queued flags
-   so that notifications from now on put those sockets back. */
-static void take_ready(ws_state *st)
-{
-    wsb_socket *swap;
-    mutex_lock(&st->lock);
-    swap = st->taken;
-    st->taken = st->ready;
-    st->taken_len = st->ready_len;
-    st->ready = swap;
-    st->ready_len = 0;
-    for (size_t i = 0; i < st->taken_len; i++) {
-        ws_slot *slot = &st->slots[slot_index(st, st->taken[i])];
-        if (slot->handle == st->taken[i])
-            slot->queued = 0;
-    }
-    mutex_unlock(&st->lock);
+    (void)socket;
+    ready_mark((ready_node *)user_data);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -364,9 +174,10 @@ static void release_handle(ws_rec *rec)
 {
     if (rec->handle) {
         wsb_set_notify(rec->handle, NULL, NULL);
-        if (rec->st)
-            table_remove(rec->st, rec->handle);
+        /* wsb_free waits for an on_notify in progress, and none starts after
+           it: only then may the node leave the ready set. */
         wsb_free(rec->handle);
+        ready_remove(&rec->ready);
         rec->handle = 0;
     }
 }
@@ -395,20 +206,13 @@ static void ws_dtor(lua_State *L, void *p)
     }
 }
 
+/* Runs `co` through the host's resume hook, or signals.c's fallback. */
 static void resume(ws_state *st, lua_State *L, lua_State *co, int nargs, int error)
 {
-    int status;
-    if (st && st->host.resume) {
+    if (st && st->host.resume)
         st->host.resume(st->host.ud, co, nargs, error);
-        return;
-    }
-    status = error ? lua_resumeerror(co, L) : lua_resume(co, L, nargs);
-    if (status != LUA_OK && status != LUA_YIELD && status != LUA_BREAK) {
-        const char *msg = lua_tostring(co, -1);
-        fprintf(stderr, "WebSocket handler error: %s\n%s", msg ? msg : "(error object is not a string)",
-                lua_debugtrace(co));
-    }
-    lua_settop(co, 0);
+    else
+        luasig_resume(L, co, nargs, error);
 }
 
 /* Drops what kept a connecting socket alive (the connect has an outcome). */
@@ -422,9 +226,13 @@ static void release_connect(lua_State *L, ws_rec *rec)
 
 /* ------------------------------------------------------------------------ */
 /* OnMessage and OnClose: signals from signals.c, made on first use and      */
-/* cached (weak values) under (rec + which). A signal refers to its object,  */
-/* and one with listeners keeps itself alive: so an open socket with         */
-/* handlers stays alive, and one without can be collected.                   */
+/* cached, one weak-valued registry table per kind, under the ws_rec's       */
+/* address. A signal refers to its object, and one with listeners keeps      */
+/* itself alive: so an open socket with handlers stays alive, and one        */
+/* without can be collected.                                                 */
+
+/* The registry keys of the two caches, indexed by SIG_MESSAGE, SIG_CLOSE. */
+static const char *const signal_cache[] = {"wsluau.OnMessage", "wsluau.OnClose"};
 
 static void signal_resume(void *ud, lua_State *L, lua_State *co, int nargs)
 {
@@ -444,15 +252,15 @@ static void push_signal(lua_State *L, ws_rec *rec, int which, int obj_idx)
 {
     if (obj_idx != 0)
         obj_idx = lua_absindex(L, obj_idx);
-    lua_rawgetfield(L, LUA_REGISTRYINDEX, SIGNALS_KEY);
-    lua_pushlightuserdata(L, (char *)rec + which);
+    lua_rawgetfield(L, LUA_REGISTRYINDEX, signal_cache[which]);
+    lua_pushlightuserdata(L, rec);
     lua_rawget(L, -2);
     if (lua_isnil(L, -1) && obj_idx != 0) {
         lua_pop(L, 1);
         luasig_new(L, obj_idx, &signal_hooks, rec);
         if (rec->state == WS_CLOSED)
             luasig_close(L, -1); /* a closed socket never fires again */
-        lua_pushlightuserdata(L, (char *)rec + which);
+        lua_pushlightuserdata(L, rec);
         lua_pushvalue(L, -2);
         lua_rawset(L, -4);
     }
@@ -475,7 +283,6 @@ static void fire(lua_State *L, ws_rec *rec, int which, int nargs, int last)
         luasig_fire(L, -(nargs + 1), nargs);
     lua_pop(L, 1);
 }
-
 
 /* Closes signal `which` of `rec`, if it exists. Runs no Luau code. */
 static void close_signal(lua_State *L, ws_rec *rec, int which)
@@ -711,8 +518,6 @@ static int ws_connect(lua_State *L)
     if (!lua_isyieldable(L))
         luaL_error(L, "WebSocket.connect: the current thread cannot yield (call it from a coroutine, "
                       "e.g. the main script or a task.spawn function)");
-    if (!reserve(st))
-        luaL_error(L, "WebSocket.connect: out of memory");
 
     r = wsb_connect(url, opts, &handle);
     /* The options are copied: free them now rather than at the next GC. */
@@ -726,6 +531,10 @@ static int ws_connect(lua_State *L)
     rec->handle = handle;
     rec->state = WS_CONNECTING;
     rec->st = st;
+    /* Into the ready set at once (release_handle takes it out), marked:
+       events queued before wsb_set_notify below would never notify, so the
+       next pump polls this socket anyway. */
+    ready_add(&st->ready, &rec->ready, rec);
     rec->prev = st->tail;
     if (st->tail)
         st->tail->next = rec;
@@ -743,11 +552,7 @@ static int ws_connect(lua_State *L)
     rec->connect_ref = lua_ref(L, -1);
     lua_pop(L, 2);
 
-    table_add(st, rec);
-    wsb_set_notify(handle, on_notify, st);
-    /* Events queued before the notify hook was set would never notify: poll
-       this socket on the next pump anyway. */
-    mark_ready(st, handle);
+    wsb_set_notify(handle, on_notify, &rec->ready);
     return lua_yield(L, 0);
 }
 
@@ -865,19 +670,16 @@ static int drain(lua_State *L, ws_rec *rec, uint32_t wait_ms)
 int wsluau_pump(lua_State *L)
 {
     ws_state *st = state_of(L);
+    ws_rec *rec;
     int n = 0;
     if (!st || st->pumping)
         return 0;
     st->pumping = 1;
-    take_ready(st);
-    /* Handlers may open sockets (st->taken may move) and the garbage
-       collector may free some: look each handle up as it comes. */
-    for (size_t i = 0; i < st->taken_len; i++) {
-        ws_rec *rec = lookup(st, st->taken[i]);
-        if (rec)
-            n += drain(L, rec, 0);
-    }
-    st->taken_len = 0;
+    /* The sockets marked so far. Handlers may open sockets (marked for the
+       next pump) and free some (they leave the pass): ready_next copes. */
+    ready_take(&st->ready);
+    while ((rec = (ws_rec *)ready_next(&st->ready)) != NULL)
+        n += drain(L, rec, 0);
     st->pumping = 0;
     return n;
 }
@@ -895,16 +697,30 @@ static wsb_socket *live_handles(ws_state *st, size_t *count)
     size_t n = 0;
     wsb_socket *ids;
     *count = 0;
-    if (st->count == 0)
+    for (ws_rec *rec = st->head; rec; rec = rec->next)
+        n += rec->handle != 0;
+    if (n == 0)
         return NULL;
-    ids = (wsb_socket *)malloc(st->count * sizeof *ids);
+    ids = (wsb_socket *)malloc(n * sizeof *ids);
     if (!ids)
         return NULL;
-    for (ws_rec *rec = st->head; rec && n < st->count; rec = rec->next)
+    n = 0;
+    for (ws_rec *rec = st->head; rec; rec = rec->next)
         if (rec->handle)
             ids[n++] = rec->handle;
     *count = n;
     return ids;
+}
+
+/* The socket with handle `h`, or NULL if it was freed meanwhile (handles are
+   never reused). A walk of the list: only wsluau_shutdown looks sockets up,
+   once each. */
+static ws_rec *lookup(ws_state *st, wsb_socket h)
+{
+    for (ws_rec *rec = st->head; rec; rec = rec->next)
+        if (rec->handle == h)
+            return rec;
+    return NULL;
 }
 
 void wsluau_shutdown(lua_State *L, uint32_t timeout_ms)
@@ -962,15 +778,14 @@ void wsluau_shutdown(lua_State *L, uint32_t timeout_ms)
     while (st->head) {
         ws_rec *rec = st->head;
         unlink_rec(rec);
+        if (rec->handle)
+            ready_remove(&rec->ready);
         rec->st = NULL;
         rec->handle = 0;
     }
     lua_pushnil(L);
     lua_rawsetfield(L, LUA_REGISTRYINDEX, STATE_KEY);
-    mutex_destroy(&st->lock);
-    free(st->slots);
-    free(st->ready);
-    free(st->taken);
+    ready_set_destroy(&st->ready);
     free(st);
 }
 
@@ -984,18 +799,20 @@ void wsluau_open(lua_State *L, const wsluau_host *host)
         luaL_error(L, "WebSocket: out of memory");
     if (host)
         st->host = *host;
-    mutex_init(&st->lock);
+    ready_set_init(&st->ready, st->host.wake, st->host.ud);
     lua_pushlightuserdata(L, st);
     lua_rawsetfield(L, LUA_REGISTRYINDEX, STATE_KEY);
 
     luasig_open(L);
-    /* The signal cache, weak values. */
-    lua_newtable(L);
-    lua_newtable(L);
-    lua_pushstring(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_rawsetfield(L, LUA_REGISTRYINDEX, SIGNALS_KEY);
+    /* The signal caches, weak values. */
+    for (int which = SIG_MESSAGE; which <= SIG_CLOSE; which++) {
+        lua_newtable(L);
+        lua_newtable(L);
+        lua_pushstring(L, "v");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_rawsetfield(L, LUA_REGISTRYINDEX, signal_cache[which]);
+    }
 
     /* WebSocket objects */
     luaL_newmetatable(L, WS_MT);

@@ -1,5 +1,5 @@
 //! Compiles the C side of wsb-luau: the scheduler host (`host.c`) and the
-//! reference WebSocket binding (`../websocket.c` and `../signals.c`), against the Luau headers
+//! reference WebSocket binding (`../websocket.c`, `../signals.c`, `../ready_set.c`), against the Luau headers
 //! from the `luau-vm` crate (`DEP_LUAU_*`) and `include/wsbridge.h`.
 
 use std::{env, path::PathBuf};
@@ -17,6 +17,7 @@ fn main() {
         .file(manifest.join("host.c"))
         .file(luau_dir.join("websocket.c"))
         .file(luau_dir.join("signals.c"))
+        .file(luau_dir.join("ready_set.c"))
         .include(&luau_include)
         .include(&luau_dir)
         .include(&wsbridge_include)
@@ -34,6 +35,8 @@ fn main() {
         "../websocket.h",
         "../signals.c",
         "../signals.h",
+        "../ready_set.c",
+        "../ready_set.h",
         "../../../include/wsbridge.h",
     ] {
         println!("cargo:rerun-if-changed={file}");
