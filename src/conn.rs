@@ -21,7 +21,7 @@ use tungstenite::protocol::CloseFrame;
 
 use crate::connect::url::WsUrl;
 use crate::connect::{self, Established, Stop, Waiter, SOCK};
-use crate::error::{stream_error, Code, Error};
+use crate::error::{stream_error, wsb_result, Error};
 use crate::event::{Event, Spares};
 use crate::lifecycle::{self, Action, Input, Lifecycle};
 use crate::log::log;
@@ -45,7 +45,7 @@ pub fn run(socket: Arc<Socket>, mut poll: Poll, url: WsUrl, opts: Options) {
     }));
     if result.is_err() {
         let err = Error::new(
-            Code::WSB_ERR_INTERNAL,
+            wsb_result::WSB_ERR_INTERNAL,
             "internal error: the I/O thread panicked",
         );
         socket.set_state(State::Closed);
@@ -220,8 +220,10 @@ impl Conn<'_> {
                         }
                         Err(e) => {
                             self.eof = true;
-                            let err =
-                                Error::new(Code::WSB_ERR_IO, format!("connection error: {e}"));
+                            let err = Error::new(
+                                wsb_result::WSB_ERR_IO,
+                                format!("connection error: {e}"),
+                            );
                             self.step(None);
                             self.feed(Input::Broken(err));
                             break;
@@ -236,7 +238,7 @@ impl Conn<'_> {
                 }
             }
             self.publish();
-            if self.eof && self.life.closed() {
+            if self.eof && self.life.close_reported() {
                 // The server closed TCP after CLOSE: the linger is over.
                 self.feed(Input::Eof);
             }
@@ -257,7 +259,7 @@ impl Conn<'_> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.feed(Input::Broken(Error::new(
-                        Code::WSB_ERR_IO,
+                        wsb_result::WSB_ERR_IO,
                         format!("poll failed: {e}"),
                     )));
                     self.publish();
@@ -296,7 +298,7 @@ impl Conn<'_> {
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
         let mut next = self.life.deadline();
-        if !self.life.closed() {
+        if !self.life.close_reported() {
             if let Some(iv) = self.ping_interval {
                 let t = match self.ping_sent {
                     Some(t) => t + self.pong_timeout,
@@ -315,7 +317,7 @@ impl Conn<'_> {
         if self.life.deadline().is_some_and(|d| now >= d) {
             self.feed(Input::Tick);
         }
-        if self.life.closed() {
+        if self.life.close_reported() {
             return;
         }
         if let Some(iv) = self.ping_interval {
@@ -491,7 +493,7 @@ impl Conn<'_> {
         }
         let core = &mut *guard;
         let wire = core.wire.as_mut().expect("open");
-        if self.life.closed() {
+        if self.life.close_reported() {
             // Only wait for the TCP close now; discard anything else.
             while let Ok(input) = wire.transport.input() {
                 if input.is_empty() {

@@ -57,8 +57,6 @@ pub enum wsb_result {
     WSB_ERR_IN_LOG_HOOK = -17,
 }
 
-pub use wsb_result as Code;
-
 impl wsb_result {
     /// The enumerator's name as a static NUL-terminated string.
     pub fn name_cstr(self) -> &'static std::ffi::CStr {
@@ -119,23 +117,23 @@ impl wsb_result {
 /// A failure of the safe core: a result code and a one-line detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
-    pub code: Code,
+    pub code: wsb_result,
     pub detail: String,
 }
 
 impl Error {
-    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+    pub fn new(code: wsb_result, detail: impl Into<String>) -> Self {
         Error {
             code,
             detail: detail.into(),
         }
     }
     pub fn invalid_argument(detail: impl Into<String>) -> Self {
-        Self::new(Code::WSB_ERR_INVALID_ARGUMENT, detail)
+        Self::new(wsb_result::WSB_ERR_INVALID_ARGUMENT, detail)
     }
     pub fn invalid_handle() -> Self {
         Self::new(
-            Code::WSB_ERR_INVALID_HANDLE,
+            wsb_result::WSB_ERR_INVALID_HANDLE,
             "unknown, freed or stale socket handle",
         )
     }
@@ -159,18 +157,18 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// A failure of the byte stream on an open connection (TLS included).
 pub(crate) fn stream_error(e: io::Error) -> Error {
     if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return Error::new(Code::WSB_ERR_TLS, t.to_string());
+        return Error::new(wsb_result::WSB_ERR_TLS, t.to_string());
     }
     match e.kind() {
         io::ErrorKind::UnexpectedEof => closed_without_handshake(),
-        _ => Error::new(Code::WSB_ERR_IO, format!("connection error: {e}")),
+        _ => Error::new(wsb_result::WSB_ERR_IO, format!("connection error: {e}")),
     }
 }
 
 /// The stream ended before the peer's close frame.
 pub(crate) fn closed_without_handshake() -> Error {
     Error::new(
-        Code::WSB_ERR_IO,
+        wsb_result::WSB_ERR_IO,
         "connection closed by peer without a closing handshake",
     )
 }

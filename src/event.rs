@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::{Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::log::log;
 use crate::protocol::Payload;
 
@@ -24,7 +24,7 @@ pub enum Kind {
 #[derive(Debug)]
 pub struct Event {
     pub kind: Kind,
-    pub error: Code,
+    pub error: wsb_result,
     pub close_code: u16,
     pub clean: bool,
     data: Vec<u8>,
@@ -78,7 +78,7 @@ impl Event {
         data.push(0);
         Event {
             kind,
-            error: Code::WSB_OK,
+            error: wsb_result::WSB_OK,
             close_code: 0,
             clean: false,
             data,
@@ -107,7 +107,6 @@ impl Event {
         e.clean = clean;
         e
     }
-    /// Payload without the trailing NUL.
     /// The rest of the event's log line: ` 1000 clean, reason "bye"`,
     /// ` WSB_ERR_TLS: detail`, ` subprotocol "chat"`. Never a message's
     /// payload.
@@ -126,6 +125,7 @@ impl Event {
         }
     }
 
+    /// Payload without the trailing NUL.
     pub fn payload(&self) -> &[u8] {
         &self.data[..self.data.len() - 1]
     }
@@ -150,7 +150,7 @@ struct Inner {
     current: Option<Event>,
     open: Option<OpenOutcome>,
     /// The CLOSE event has been queued: nothing may follow it.
-    closed: bool,
+    close_queued: bool,
     /// The handle was freed: nobody will poll, so events are dropped.
     discard: bool,
     /// Buffers of polled events, for the I/O thread to reuse.
@@ -171,7 +171,7 @@ pub struct EventQueue {
 #[derive(Debug, Clone, Copy)]
 pub struct Polled {
     pub kind: Kind,
-    pub error: Code,
+    pub error: wsb_result,
     pub close_code: u16,
     pub clean: bool,
     pub data: *const u8,
@@ -200,7 +200,7 @@ impl EventQueue {
     fn push_locked(id: u64, g: &mut Inner, events: impl IntoIterator<Item = Event>) -> bool {
         let mut pushed = false;
         for ev in events {
-            if g.closed {
+            if g.close_queued {
                 break;
             }
             match ev.kind {
@@ -209,7 +209,7 @@ impl EventQueue {
                     log!(Info, id, "OPEN{}", ev.describe());
                 }
                 Kind::Close => {
-                    g.closed = true;
+                    g.close_queued = true;
                     g.open.get_or_insert(OpenOutcome::Abandoned);
                     log!(Info, id, "CLOSE{}", ev.describe());
                 }
@@ -258,7 +258,7 @@ impl EventQueue {
     pub fn fail_open(&self, err: &Error) -> bool {
         {
             let mut g = self.inner.lock();
-            if g.closed {
+            if g.close_queued {
                 return false;
             }
             g.open = Some(OpenOutcome::Failed(err.clone()));
@@ -270,7 +270,7 @@ impl EventQueue {
     pub fn abandon(&self) -> bool {
         {
             let mut g = self.inner.lock();
-            if g.closed {
+            if g.close_queued {
                 return false;
             }
             g.open = Some(OpenOutcome::Abandoned);

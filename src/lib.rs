@@ -49,4 +49,4 @@ pub mod time;
 pub mod transport;
 pub mod wire;
 
-pub use error::{wsb_result, Code, Error};
+pub use error::{wsb_result, Error};

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 
-use crate::error::{closed_without_handshake, Code, Error};
+use crate::error::{closed_without_handshake, wsb_result, Error};
 use crate::protocol::Fault;
 
 /// How long a protocol failure waits for the host to take the messages
@@ -151,7 +151,7 @@ impl Lifecycle {
     }
 
     /// CLOSE has been reported: anything still arriving is discarded.
-    pub(crate) fn closed(&self) -> bool {
+    pub(crate) fn close_reported(&self) -> bool {
         matches!(self, Lifecycle::Lingering { .. } | Lifecycle::Done)
     }
 
@@ -370,7 +370,7 @@ pub(crate) fn transition(
             Input::Broken(e) | Input::WriteFailed(e),
         ) => fail_hard(&s, e),
         (s @ (Open | Failing { .. } | Closing { .. }), Input::KeepaliveTimeout) => {
-            fail_hard(&s, Error::new(Code::WSB_ERR_IO, "keepalive timeout"))
+            fail_hard(&s, Error::new(wsb_result::WSB_ERR_IO, "keepalive timeout"))
         }
 
         // Nothing else changes anything: a Tick before a deadline, Flushed
@@ -476,7 +476,7 @@ mod tests {
         Fault::Protocol("reserved opcode 3".into())
     }
     fn io(detail: &str) -> Error {
-        Error::new(Code::WSB_ERR_IO, detail)
+        Error::new(wsb_result::WSB_ERR_IO, detail)
     }
 
     /// One row: from `state`, `input` at `now` leads to `to` with `actions`.
@@ -518,7 +518,7 @@ mod tests {
         let bad_utf8 = Fault::InvalidUtf8("invalid UTF-8 in a text message");
         let bad_code = Fault::Protocol("invalid close code 999".into());
         let bad_deflate = Fault::BadCompressedData("invalid compressed data in a message: x".into());
-        let tls = Error::new(Code::WSB_ERR_TLS, "received corrupt message");
+        let tls = Error::new(wsb_result::WSB_ERR_TLS, "received corrupt message");
         vec![
             // We close (§7.1.2), the peer answers, the server closes TCP (§7.1.1).
             row("we close: our close goes out, the close timeout starts",
@@ -726,7 +726,7 @@ mod tests {
                     state.delivers(),
                     state.sends_pings(),
                     state.waits_for_flush(),
-                    state.closed(),
+                    state.close_reported(),
                     state.deadline()
                 ),
                 (reads, delivers, pings, flush, closed, deadline),

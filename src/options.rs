@@ -9,7 +9,7 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::error::{Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 use crate::protocol::deflate;
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -274,7 +274,7 @@ impl fmt::Debug for Proxy {
 
 fn bad_proxy(shown: &str, why: &str) -> Error {
     Error::new(
-        Code::WSB_ERR_INVALID_URL,
+        wsb_result::WSB_ERR_INVALID_URL,
         format!("invalid proxy URL {shown:?}: {why}"),
     )
 }
@@ -463,7 +463,7 @@ mod tests {
             "http://u%zz:pw@h:1",
         ] {
             let e = Proxy::parse(bad).unwrap_err();
-            assert_eq!(e.code, Code::WSB_ERR_INVALID_URL, "{bad}");
+            assert_eq!(e.code, wsb_result::WSB_ERR_INVALID_URL, "{bad}");
         }
         let e = Proxy::parse("http://u:topsecret@h:0").unwrap_err();
         assert!(!e.detail.contains("topsecret"), "{}", e.detail);

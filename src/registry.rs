@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::conn;
 use crate::connect::url::WsUrl;
-use crate::error::{Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 use crate::options::Options;
 use crate::socket::Socket;
 use crate::time::deadline_after;
@@ -94,7 +94,7 @@ fn registry() -> &'static Registry {
 
 fn shutdown_error() -> Error {
     Error::new(
-        Code::WSB_ERR_SHUTDOWN,
+        wsb_result::WSB_ERR_SHUTDOWN,
         "the library is shutting down (wsb_shutdown)",
     )
 }
@@ -144,7 +144,7 @@ pub fn connect(url: &str, opts: &Options) -> Result<u64> {
         Err(e) => {
             drop(LiveGuard);
             return Err(Error::new(
-                Code::WSB_ERR_IO,
+                wsb_result::WSB_ERR_IO,
                 format!("cannot start I/O thread: {e}"),
             ));
         }

@@ -21,7 +21,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 
 use crate::connect;
-use crate::error::{Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 use crate::event::{EventQueue, Freed, OpenOutcome, Polled};
 use crate::notify::Notify;
 use crate::options::Options;
@@ -31,6 +31,9 @@ use crate::stats::{Snapshot, Stats};
 use crate::time::deadline_after;
 use crate::transport::Transport;
 
+/// The host-visible state (`wsb_state` in C, `wsb_get_state`). The open
+/// connection's closing handshake is [`crate::lifecycle`]'s `Lifecycle`;
+/// where the frame reader is in the stream is its `Position`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum State {
@@ -106,10 +109,11 @@ pub struct Spawned {
 
 impl Socket {
     pub fn create(id: u64, opts: &Options) -> Result<Spawned> {
-        let poll = Poll::new()
-            .map_err(|e| Error::new(Code::WSB_ERR_IO, format!("cannot create poller: {e}")))?;
+        let poll = Poll::new().map_err(|e| {
+            Error::new(wsb_result::WSB_ERR_IO, format!("cannot create poller: {e}"))
+        })?;
         let waker = Waker::new(poll.registry(), connect::WAKE)
-            .map_err(|e| Error::new(Code::WSB_ERR_IO, format!("cannot create waker: {e}")))?;
+            .map_err(|e| Error::new(wsb_result::WSB_ERR_IO, format!("cannot create waker: {e}")))?;
         let socket = Arc::new(Socket {
             id,
             state: AtomicU8::new(State::Connecting as u8),
@@ -237,14 +241,14 @@ impl Socket {
         let len = payload.len();
         if len > self.max_message_size {
             return Err(Error::new(
-                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                wsb_result::WSB_ERR_MESSAGE_TOO_LARGE,
                 format!(
                     "message of {len} bytes exceeds the limit of {} bytes",
                     self.max_message_size
                 ),
             ));
         }
-        let not_open = || Error::new(Code::WSB_ERR_NOT_OPEN, "socket is closing or closed");
+        let not_open = || Error::new(wsb_result::WSB_ERR_NOT_OPEN, "socket is closing or closed");
         if self.state() == State::Connecting {
             // Held in order until open: the I/O thread moves the queue into
             // the outbox and sets Open under the core lock, so nothing sent
@@ -327,7 +331,7 @@ impl Socket {
         let buffered = ob.buffered();
         if buffered > 0 && buffered + len > self.send_queue_limit {
             return Err(Error::new(
-                Code::WSB_ERR_QUEUE_FULL,
+                wsb_result::WSB_ERR_QUEUE_FULL,
                 format!(
                     "send queue full: {buffered} bytes buffered, limit {} bytes",
                     self.send_queue_limit
@@ -369,18 +373,18 @@ impl Socket {
         self.notify.clear();
     }
 
-    pub fn wait_open(&self, timeout: Duration) -> Result<Code> {
+    pub fn wait_open(&self, timeout: Duration) -> Result<wsb_result> {
         let deadline = deadline_after(timeout);
         match self
             .events
             .wait_open(deadline)
             .map_err(|_| Error::invalid_handle())?
         {
-            None => Ok(Code::WSB_TIMEOUT),
-            Some(OpenOutcome::Opened) => Ok(Code::WSB_OK),
+            None => Ok(wsb_result::WSB_TIMEOUT),
+            Some(OpenOutcome::Opened) => Ok(wsb_result::WSB_OK),
             Some(OpenOutcome::Failed(e)) => Err(e),
             Some(OpenOutcome::Abandoned) => Err(Error::new(
-                Code::WSB_ERR_NOT_OPEN,
+                wsb_result::WSB_ERR_NOT_OPEN,
                 "the connect was abandoned (wsb_close, wsb_free or wsb_shutdown)",
             )),
         }

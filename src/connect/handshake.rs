@@ -15,7 +15,7 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::http::{HeaderName, HeaderValue};
 
 use super::url::WsUrl;
-use crate::error::{Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::options::Options;
 use crate::protocol::deflate::{self, Agreed};
 
@@ -140,7 +140,7 @@ impl ResponseHead {
         } else {
             // It can only end beyond it.
             Err(Error::new(
-                Code::WSB_ERR_HANDSHAKE,
+                wsb_result::WSB_ERR_HANDSHAKE,
                 format!("server's HTTP response head is over {MAX_RESPONSE_HEAD} bytes"),
             ))
         }
@@ -190,7 +190,7 @@ pub struct Accepted {
 }
 
 fn fail(detail: impl Into<String>) -> Error {
-    Error::new(Code::WSB_ERR_HANDSHAKE, detail)
+    Error::new(wsb_result::WSB_ERR_HANDSHAKE, detail)
 }
 
 /// Printable, short form of bytes from the server, for details.
@@ -522,12 +522,12 @@ mod tests {
         // character is still not a valid header value.
         o.headers.push(("X-Ctl".into(), "a\u{1}b".into()));
         let e = Request::with_key(&url("ws://h/"), &o, KEY).unwrap_err();
-        assert_eq!(e.code, Code::WSB_ERR_INVALID_ARGUMENT);
+        assert_eq!(e.code, wsb_result::WSB_ERR_INVALID_ARGUMENT);
         assert!(e.detail.contains("\"X-Ctl\""), "{}", e.detail);
         let mut o = Options::default();
         o.headers.push(("Bad Name".into(), "v".into()));
         let e = Request::with_key(&url("ws://h/"), &o, KEY).unwrap_err();
-        assert_eq!(e.code, Code::WSB_ERR_INVALID_ARGUMENT);
+        assert_eq!(e.code, wsb_result::WSB_ERR_INVALID_ARGUMENT);
     }
 
     #[test]
@@ -572,7 +572,7 @@ mod tests {
         assert!(h.push(&head_of(MAX_RESPONSE_HEAD)).unwrap());
         let mut h = ResponseHead::new();
         let e = h.push(&head_of(MAX_RESPONSE_HEAD + 1)).unwrap_err();
-        assert_eq!(e.code, Code::WSB_ERR_HANDSHAKE);
+        assert_eq!(e.code, wsb_result::WSB_ERR_HANDSHAKE);
         assert_eq!(e.detail, "server's HTTP response head is over 65536 bytes");
         // No end in sight: fails as soon as the limit is reached.
         let mut h = ResponseHead::new();
@@ -698,7 +698,7 @@ mod tests {
     fn check(head: &str, subprotocols: &[&str], extensions: &[&str]) -> Result<Accepted, String> {
         let subs: Vec<String> = subprotocols.iter().map(|s| s.to_string()).collect();
         verify(head.as_bytes(), ACCEPT, &subs, extensions).map_err(|e| {
-            assert_eq!(e.code, Code::WSB_ERR_HANDSHAKE, "{}", e.detail);
+            assert_eq!(e.code, wsb_result::WSB_ERR_HANDSHAKE, "{}", e.detail);
             e.detail
         })
     }

@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::{Stop, Waiter, SOCK, WAKE};
-use crate::error::{Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::log::log;
 use crate::stats::{Phase, Stats};
 use crate::wire;
@@ -39,14 +39,18 @@ pub(super) fn resolve(
             .to_socket_addrs()
             .map_err(|e| {
                 Error::new(
-                    Code::WSB_ERR_DNS,
+                    wsb_result::WSB_ERR_DNS,
                     format!("failed to resolve {what}{host}: {e}"),
                 )
             })?
             .collect(),
     };
     if addrs.is_empty() {
-        return Err(Error::new(Code::WSB_ERR_DNS, format!("no addresses for {what}{host}")).into());
+        return Err(Error::new(
+            wsb_result::WSB_ERR_DNS,
+            format!("no addresses for {what}{host}"),
+        )
+        .into());
     }
     log!(Info, id, "DNS {what}{host}: {}", list(&addrs));
     Ok(addrs)
@@ -112,7 +116,7 @@ fn attempt_token(i: usize) -> Token {
 
 fn connect_error(what: &str, addr: SocketAddr, e: io::Error) -> Error {
     Error::new(
-        Code::WSB_ERR_CONNECT,
+        wsb_result::WSB_ERR_CONNECT,
         format!("connect to {what}{addr}: {e}"),
     )
 }
@@ -191,7 +195,9 @@ fn race(
         }
         if inflight.is_empty() {
             return Err(last
-                .unwrap_or_else(|| Error::new(Code::WSB_ERR_CONNECT, "no address to connect to"))
+                .unwrap_or_else(|| {
+                    Error::new(wsb_result::WSB_ERR_CONNECT, "no address to connect to")
+                })
                 .into());
         }
         let until = (next < order.len()).then_some(next_start);

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Poll, Token};
 
-use crate::error::{Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::log::log;
 use crate::options::Options;
 use crate::stats::{Phase, Stats};
@@ -85,7 +85,7 @@ impl Waiter<'_> {
         }
         if Instant::now() >= self.deadline {
             return Err(Stop::Failed(Error::new(
-                Code::WSB_ERR_CONNECT,
+                wsb_result::WSB_ERR_CONNECT,
                 format!(
                     "connect timeout during {stage} (after {} ms)",
                     self.timeout.as_millis()
@@ -110,7 +110,9 @@ impl Waiter<'_> {
         match self.poll.poll(self.events, Some(left)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::new(Code::WSB_ERR_IO, format!("poll failed: {e}")).into()),
+            Err(e) => {
+                return Err(Error::new(wsb_result::WSB_ERR_IO, format!("poll failed: {e}")).into())
+            }
         }
         self.check(stage)
     }
@@ -151,13 +153,13 @@ pub fn establish(
         let config = tls::client_config(opts)?;
         let name = tls::server_name(&url.host, url.ip)?;
         let conn = rustls::ClientConnection::new(config, name)
-            .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
+            .map_err(|e| Error::new(wsb_result::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
         let mut t = Transport::tls(sock.clone(), conn, stats.clone());
         if !early.is_empty() {
             t.supply(&mut early, false);
         }
         tls_handshake(&sock, &mut t, w, stats).map_err(|stop| match stop {
-            Stop::Failed(mut e) if e.code == Code::WSB_ERR_TLS && opts.native_roots => {
+            Stop::Failed(mut e) if e.code == wsb_result::WSB_ERR_TLS && opts.native_roots => {
                 if let Some(p) = tls::native_roots_problem() {
                     e.detail = format!("{} (OS certificate store: {p})", e.detail);
                 }
@@ -292,7 +294,7 @@ fn read_response_head(
 
 fn closed_during_upgrade() -> Error {
     Error::new(
-        Code::WSB_ERR_HANDSHAKE,
+        wsb_result::WSB_ERR_HANDSHAKE,
         "server closed the connection during the WebSocket upgrade",
     )
 }
@@ -309,6 +311,6 @@ fn upgrade_io_error(e: io::Error) -> Error {
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe => closed_during_upgrade(),
-        _ => Error::new(Code::WSB_ERR_IO, format!("{UPGRADE}: {e}")),
+        _ => Error::new(wsb_result::WSB_ERR_IO, format!("{UPGRADE}: {e}")),
     }
 }

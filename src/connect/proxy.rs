@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use super::handshake;
 use super::url::WsUrl;
 use super::{Stop, Waiter};
-use crate::error::{Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::log::log;
 use crate::options::Proxy;
 use crate::stats::Stats;
@@ -37,7 +37,7 @@ pub(super) fn proxy_tunnel(
         _ => format!("{}:{}", url.host, url.port),
     };
     let at = proxy.authority();
-    let fail = |detail: String| Stop::Failed(Error::new(Code::WSB_ERR_CONNECT, detail));
+    let fail = |detail: String| Stop::Failed(Error::new(wsb_result::WSB_ERR_CONNECT, detail));
     let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(auth) = &proxy.authorization {
         request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));

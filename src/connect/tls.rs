@@ -17,7 +17,7 @@ use std::io;
 use mio::net::TcpStream;
 
 use super::{Stop, Waiter};
-use crate::error::{Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 use crate::log::log;
 use crate::options::Options;
 use crate::stats::Stats;
@@ -95,7 +95,7 @@ fn build(
 ) -> Result<Arc<ClientConfig>> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
+        .map_err(|e| Error::new(wsb_result::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
     let mut config = if verify {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -104,13 +104,16 @@ fn build(
             roots.add_parsable_certificates(native_roots().certs.iter().cloned());
         }
         for der in extra_roots {
-            roots
-                .add(der.clone())
-                .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("bad root certificate: {e}")))?;
+            roots.add(der.clone()).map_err(|e| {
+                Error::new(
+                    wsb_result::WSB_ERR_TLS,
+                    format!("bad root certificate: {e}"),
+                )
+            })?;
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
-            .map_err(|e| Error::new(Code::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
+            .map_err(|e| Error::new(wsb_result::WSB_ERR_TLS, format!("TLS setup: {e}")))?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Logged(webpki)))
@@ -141,7 +144,7 @@ pub fn server_name(host: &str, ip: Option<std::net::IpAddr>) -> Result<ServerNam
         Some(ip) => Ok(ServerName::IpAddress(ip.into())),
         None => ServerName::try_from(host.to_string()).map_err(|e| {
             Error::new(
-                Code::WSB_ERR_INVALID_URL,
+                wsb_result::WSB_ERR_INVALID_URL,
                 format!("bad TLS server name {host:?}: {e}"),
             )
         }),
@@ -298,7 +301,7 @@ pub(super) fn tls_handshake(
 
 pub(super) fn tls_error(e: io::Error) -> Error {
     if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return Error::new(Code::WSB_ERR_TLS, inner.to_string());
+        return Error::new(wsb_result::WSB_ERR_TLS, inner.to_string());
     }
-    Error::new(Code::WSB_ERR_TLS, format!("TLS handshake: {e}"))
+    Error::new(wsb_result::WSB_ERR_TLS, format!("TLS handshake: {e}"))
 }

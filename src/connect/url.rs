@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::error::{Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
@@ -20,7 +20,7 @@ pub struct WsUrl {
 }
 
 fn bad(detail: String) -> Error {
-    Error::new(Code::WSB_ERR_INVALID_URL, detail)
+    Error::new(wsb_result::WSB_ERR_INVALID_URL, detail)
 }
 
 impl WsUrl {
@@ -250,7 +250,7 @@ mod tests {
             "ws://caf\u{e9}.example/",
         ] {
             let e = WsUrl::parse(bad).unwrap_err();
-            assert_eq!(e.code, Code::WSB_ERR_INVALID_URL, "{bad}");
+            assert_eq!(e.code, wsb_result::WSB_ERR_INVALID_URL, "{bad}");
         }
     }
 }

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 
 use super::types::wsb_socket;
 use super::{boundary, UserData};
-use crate::error::{wsb_result, Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::log::{self, Level};
 
 /// How much a log line matters. Values are part of ABI v1; a hook set for a
@@ -84,7 +84,7 @@ pub extern "C" fn wsb_set_log(
     boundary(|| {
         let Some(f) = f else {
             log::set_hook(None);
-            return Ok(Code::WSB_OK);
+            return Ok(wsb_result::WSB_OK);
         };
         let max = Level::from_raw(max_level).ok_or_else(|| {
             Error::invalid_argument(format!(
@@ -99,6 +99,6 @@ pub extern "C" fn wsb_set_log(
             unsafe { f(user.get(), level as wsb_log_level_raw, s, line.as_ptr()) };
         });
         log::set_hook(Some((hook, max)));
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::{wsb_result, Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 
 pub mod library;
 pub mod log;
@@ -100,14 +100,14 @@ fn pin_module() {}
 /// detail, and logging it) and a panic to `WSB_ERR_INTERNAL`. Refused with
 /// `WSB_ERR_IN_LOG_HOOK` inside the log hook (see [`crate::log`]). On
 /// Windows the first call pins the DLL ([`pin_module`]).
-pub(crate) fn boundary(f: impl FnOnce() -> Result<Code>) -> wsb_result {
+pub(crate) fn boundary(f: impl FnOnce() -> Result<wsb_result>) -> wsb_result {
     boundary_on(0, f)
 }
 
 /// [`boundary`] for a call about socket `s`: a failure's log line names it.
-pub(crate) fn boundary_on(s: u64, f: impl FnOnce() -> Result<Code>) -> wsb_result {
+pub(crate) fn boundary_on(s: u64, f: impl FnOnce() -> Result<wsb_result>) -> wsb_result {
     if refused_in_hook() {
-        return Code::WSB_ERR_IN_LOG_HOOK;
+        return wsb_result::WSB_ERR_IN_LOG_HOOK;
     }
     match catch_unwind(AssertUnwindSafe(|| {
         pin_module();
@@ -127,7 +127,7 @@ pub(crate) fn boundary_on(s: u64, f: impl FnOnce() -> Result<Code>) -> wsb_resul
                 "internal error: a panic was caught at the API boundary"
             );
             set_last_error("internal error: a panic was caught at the API boundary");
-            Code::WSB_ERR_INTERNAL
+            wsb_result::WSB_ERR_INTERNAL
         }
     }
 }
@@ -136,7 +136,7 @@ pub(crate) fn boundary_on(s: u64, f: impl FnOnce() -> Result<Code>) -> wsb_resul
 /// send queue, ERROR for the rest.
 fn log_returned(s: u64, e: &Error) {
     let name = e.code.name_cstr().to_str().unwrap_or("");
-    if e.code == Code::WSB_ERR_QUEUE_FULL {
+    if e.code == wsb_result::WSB_ERR_QUEUE_FULL {
         crate::log::log!(Warn, s, "{name}: {}", e.detail);
     } else {
         crate::log::log!(Error, s, "{name}: {}", e.detail);
@@ -181,7 +181,7 @@ pub(crate) fn guarded_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 }
 
 pub(crate) fn null_arg(name: &str) -> Error {
-    Error::new(Code::WSB_ERR_NULL_ARGUMENT, format!("{name} is NULL"))
+    Error::new(wsb_result::WSB_ERR_NULL_ARGUMENT, format!("{name} is NULL"))
 }
 
 /// Borrow a NUL-terminated C string.

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 
 use super::types::wsb_options;
 use super::{boundary, bytes, c_str, guarded_value, null_arg};
-use crate::error::{wsb_result, Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 use crate::options::Options;
 
 fn live() -> &'static Mutex<HashSet<usize>> {
@@ -43,8 +43,8 @@ pub(crate) fn with_options<T>(
     f(o)
 }
 
-fn ok(r: Result<()>) -> Result<Code> {
-    r.map(|()| Code::WSB_OK)
+fn ok(r: Result<()>) -> Result<wsb_result> {
+    r.map(|()| wsb_result::WSB_OK)
 }
 
 /// Create an options object with every setting at its default.
@@ -294,9 +294,12 @@ pub extern "C" fn wsb_options_set_proxy(opts: *mut wsb_options, url: *const c_ch
     boundary(|| {
         // SAFETY: NULL-checked in c_str; the caller passes a NUL-terminated string.
         let url = unsafe { c_str(url, "url") }?;
-        let url = url
-            .to_str()
-            .map_err(|_| Error::new(Code::WSB_ERR_INVALID_URL, "proxy URL is not valid UTF-8"))?;
+        let url = url.to_str().map_err(|_| {
+            Error::new(
+                wsb_result::WSB_ERR_INVALID_URL,
+                "proxy URL is not valid UTF-8",
+            )
+        })?;
         ok(with_options(opts, |o| o.proxy(url)))
     })
 }

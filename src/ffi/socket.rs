@@ -10,7 +10,7 @@ use tungstenite::protocol::CloseFrame;
 use super::options::with_options;
 use super::types::{wsb_event, wsb_event_kind, wsb_notify_fn, wsb_options, wsb_socket, wsb_state};
 use super::{boundary, boundary_on, bytes, c_str, null_arg, write_out, UserData};
-use crate::error::{wsb_result, Code, Error, Result};
+use crate::error::{wsb_result, Error, Result};
 use crate::event::{Kind, Polled};
 use crate::notify;
 use crate::options::Options;
@@ -56,7 +56,7 @@ pub extern "C" fn wsb_connect(
         let url = unsafe { c_str(url, "url") }?;
         let url = url
             .to_str()
-            .map_err(|_| Error::new(Code::WSB_ERR_INVALID_URL, "URL is not valid UTF-8"))?;
+            .map_err(|_| Error::new(wsb_result::WSB_ERR_INVALID_URL, "URL is not valid UTF-8"))?;
         let opts = if opts.is_null() {
             Options::default()
         } else {
@@ -65,7 +65,7 @@ pub extern "C" fn wsb_connect(
         let id = registry::connect(url, &opts)?;
         // SAFETY: NULL-checked above; the caller provides a writable wsb_socket.
         unsafe { write_out(out, id, "out") }?;
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }
 
@@ -85,9 +85,9 @@ pub extern "C" fn wsb_wait_open(s: wsb_socket, timeout_ms: u32) -> wsb_result {
     boundary_on(s, || registry::get(s)?.wait_open(ms(timeout_ms)))
 }
 
-fn send(s: wsb_socket, opcode: u8, payload: &[u8]) -> Result<Code> {
+fn send(s: wsb_socket, opcode: u8, payload: &[u8]) -> Result<wsb_result> {
     registry::with(s, |sock| sock.send(opcode, payload))?;
-    Ok(Code::WSB_OK)
+    Ok(wsb_result::WSB_OK)
 }
 
 /// Send `data[0..len)` as one text message. It must be valid UTF-8
@@ -106,7 +106,7 @@ pub extern "C" fn wsb_send_text(s: wsb_socket, data: *const c_char, len: usize) 
         let b = unsafe { bytes(data.cast(), len, "data") }?;
         let text = std::str::from_utf8(b).map_err(|e| {
             Error::new(
-                Code::WSB_ERR_INVALID_UTF8,
+                wsb_result::WSB_ERR_INVALID_UTF8,
                 format!(
                     "text is not valid UTF-8 (at byte {}); send it as binary",
                     e.valid_up_to()
@@ -175,7 +175,7 @@ pub extern "C" fn wsb_close(s: wsb_socket, code: u16, reason: *const c_char) -> 
             let r = unsafe { c_str(reason, "reason") }?;
             let r = r.to_str().map_err(|_| {
                 Error::new(
-                    Code::WSB_ERR_INVALID_UTF8,
+                    wsb_result::WSB_ERR_INVALID_UTF8,
                     "close reason is not valid UTF-8",
                 )
             })?;
@@ -192,7 +192,7 @@ pub extern "C" fn wsb_close(s: wsb_socket, code: u16, reason: *const c_char) -> 
             code: CloseCode::from(code),
             reason: reason.into(),
         });
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }
 
@@ -229,9 +229,9 @@ pub extern "C" fn wsb_poll(s: wsb_socket, event: *mut wsb_event) -> wsb_result {
             Some(p) => {
                 // SAFETY: NULL-checked above; the caller provides a writable wsb_event.
                 unsafe { write_out(event, to_c(p), "event") }?;
-                Ok(Code::WSB_OK)
+                Ok(wsb_result::WSB_OK)
             }
-            None => Ok(Code::WSB_EMPTY),
+            None => Ok(wsb_result::WSB_EMPTY),
         }
     })
 }
@@ -261,9 +261,9 @@ pub extern "C" fn wsb_wait_event(
             Some(p) => {
                 // SAFETY: NULL-checked above; the caller provides a writable wsb_event.
                 unsafe { write_out(event, to_c(p), "event") }?;
-                Ok(Code::WSB_OK)
+                Ok(wsb_result::WSB_OK)
             }
-            None => Ok(Code::WSB_TIMEOUT),
+            None => Ok(wsb_result::WSB_TIMEOUT),
         }
     })
 }
@@ -296,7 +296,7 @@ pub extern "C" fn wsb_set_notify(
             }) as notify::Callback
         });
         registry::get(s)?.notify.set(callback);
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }
 
@@ -315,7 +315,7 @@ pub extern "C" fn wsb_get_state(s: wsb_socket, state: *mut wsb_state) -> wsb_res
         };
         // SAFETY: NULL-checked above; the caller provides a writable wsb_state.
         unsafe { write_out(state, st, "state") }?;
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }
 
@@ -332,7 +332,7 @@ pub extern "C" fn wsb_get_compression(s: wsb_socket, negotiated: *mut bool) -> w
         let on = registry::with(s, |sock| Ok(sock.compression()))?;
         // SAFETY: NULL-checked above; the caller provides a writable bool.
         unsafe { write_out(negotiated, on, "negotiated") }?;
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }
 
@@ -347,7 +347,7 @@ pub extern "C" fn wsb_buffered_amount(s: wsb_socket, bytes: *mut usize) -> wsb_r
         let n = registry::with(s, |sock| Ok(sock.buffered_amount()))?;
         // SAFETY: NULL-checked above; the caller provides a writable size_t.
         unsafe { write_out(bytes, n, "bytes") }?;
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }
 
@@ -361,6 +361,6 @@ pub extern "C" fn wsb_buffered_amount(s: wsb_socket, bytes: *mut usize) -> wsb_r
 pub extern "C" fn wsb_free(s: wsb_socket) -> wsb_result {
     boundary_on(s, || {
         registry::free(s)?;
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }

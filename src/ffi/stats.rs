@@ -5,7 +5,7 @@ use std::mem::{offset_of, size_of};
 
 use super::types::{wsb_socket, wsb_stats};
 use super::{boundary_on, null_arg};
-use crate::error::{wsb_result, Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::registry;
 use crate::stats::Snapshot;
 
@@ -89,7 +89,7 @@ pub extern "C" fn wsb_get_stats(s: wsb_socket, out: *mut wsb_stats) -> wsb_resul
         unsafe {
             std::ptr::copy_nonoverlapping(src.add(FIRST), out.cast::<u8>().add(FIRST), end - FIRST);
         }
-        Ok(Code::WSB_OK)
+        Ok(wsb_result::WSB_OK)
     })
 }
 

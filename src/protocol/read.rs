@@ -31,7 +31,7 @@ use std::collections::TryReserveError;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
 use super::deflate::{Agreed, InflateError, Inflater};
-use crate::error::{Code, Error};
+use crate::error::{wsb_result, Error};
 use crate::log::log;
 
 /// Largest frame header (2 + 8 length bytes + 4 mask bytes).
@@ -97,20 +97,22 @@ impl Fault {
     pub fn error(&self) -> Error {
         match self {
             Fault::TooLarge { size, limit } => Error::new(
-                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                wsb_result::WSB_ERR_MESSAGE_TOO_LARGE,
                 format!("incoming message of {size} bytes exceeds the limit of {limit} bytes"),
             ),
             Fault::OutOfMemory { size } => Error::new(
-                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                wsb_result::WSB_ERR_MESSAGE_TOO_LARGE,
                 format!("out of memory storing an incoming message of {size} bytes"),
             ),
             Fault::InflatesPastLimit { limit } => Error::new(
-                Code::WSB_ERR_MESSAGE_TOO_LARGE,
+                wsb_result::WSB_ERR_MESSAGE_TOO_LARGE,
                 format!("incoming compressed message inflates past the limit of {limit} bytes"),
             ),
-            Fault::BadCompressedData(detail) => Error::new(Code::WSB_ERR_PROTOCOL, detail.clone()),
-            Fault::InvalidUtf8(detail) => Error::new(Code::WSB_ERR_PROTOCOL, *detail),
-            Fault::Protocol(detail) => Error::new(Code::WSB_ERR_PROTOCOL, detail.clone()),
+            Fault::BadCompressedData(detail) => {
+                Error::new(wsb_result::WSB_ERR_PROTOCOL, detail.clone())
+            }
+            Fault::InvalidUtf8(detail) => Error::new(wsb_result::WSB_ERR_PROTOCOL, *detail),
+            Fault::Protocol(detail) => Error::new(wsb_result::WSB_ERR_PROTOCOL, detail.clone()),
         }
     }
 
@@ -146,7 +148,7 @@ pub struct Step<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum Position {
     /// At a frame boundary.
     Header,
     /// `left` more payload bytes of a data frame go into the message; it is
@@ -155,7 +157,7 @@ enum State {
     /// Dropping `left` more payload bytes (a refused or skipped frame).
     Skip(u64),
     /// After the peer's close frame: everything is discarded.
-    Closed,
+    AfterClose,
 }
 
 /// A data message being assembled (fragmented, or one frame arriving in pieces).
@@ -172,7 +174,8 @@ struct Partial {
 pub struct Reader {
     /// The message size limit, in payload bytes.
     limit: u64,
-    state: State,
+    /// Where the reader is in the stream.
+    at: Position,
     /// The message being assembled, if any.
     partial: Option<Partial>,
     /// A fragmented message is open (its first frame had no FIN).
@@ -194,7 +197,7 @@ impl Reader {
     pub fn new(limit: usize, deflate: Option<Agreed>) -> Reader {
         Reader {
             limit: limit as u64,
-            state: State::Header,
+            at: Position::Header,
             partial: None,
             fragmented: false,
             failed: false,
@@ -220,7 +223,7 @@ impl Reader {
     /// Whether the reader is inside a frame or holds part of a message:
     /// input ending here ends the connection mid-message.
     pub fn mid_message(&self) -> bool {
-        !matches!(self.state, State::Header | State::Closed) || self.partial.is_some()
+        !matches!(self.at, Position::Header | Position::AfterClose) || self.partial.is_some()
     }
 
     /// Consume the front of `input`, up to and including the next item.
@@ -239,7 +242,7 @@ impl Reader {
     /// would take this case the same way.
     #[inline]
     fn small_message<'a>(&self, input: &'a [u8]) -> Option<Step<'a>> {
-        if self.state != State::Header || self.fragmented || self.failed {
+        if self.at != Position::Header || self.fragmented || self.failed {
             return None;
         }
         let text = match *input.first()? {
@@ -279,26 +282,26 @@ impl Reader {
         let mut pos = 0;
         loop {
             let rest = &input[pos..];
-            match self.state {
-                State::Closed => {
+            match self.at {
+                Position::AfterClose => {
                     return Step {
                         used: input.len(),
                         item: None,
                     }
                 }
-                State::Skip(left) => {
+                Position::Skip(left) => {
                     let n = left.min(rest.len() as u64);
                     pos += n as usize;
                     if n < left {
-                        self.state = State::Skip(left - n);
+                        self.at = Position::Skip(left - n);
                         return Step {
                             used: pos,
                             item: None,
                         };
                     }
-                    self.state = State::Header;
+                    self.at = Position::Header;
                 }
-                State::Data { left, fin } => {
+                Position::Data { left, fin } => {
                     let n = left.min(rest.len() as u64) as usize;
                     if n == 0 && left > 0 {
                         return Step {
@@ -309,13 +312,13 @@ impl Reader {
                     let chunk = &rest[..n];
                     pos += n;
                     let left = left - n as u64;
-                    self.state = if left > 0 {
-                        State::Data { left, fin }
+                    self.at = if left > 0 {
+                        Position::Data { left, fin }
                     } else {
-                        State::Header
+                        Position::Header
                     };
                     if let Err(fault) = self.store(chunk) {
-                        self.fail(State::Skip(left));
+                        self.fail(Position::Skip(left));
                         return fault_at(pos, fault);
                     }
                     if left > 0 {
@@ -326,13 +329,13 @@ impl Reader {
                     }
                     if fin {
                         if let Err(fault) = self.finish() {
-                            self.fail(State::Header);
+                            self.fail(Position::Header);
                             return fault_at(pos, fault);
                         }
                         let p = self.partial.take().expect("a message is being assembled");
                         self.fragmented = false;
                         if p.text && !p.utf8.complete() {
-                            self.fail(State::Header);
+                            self.fail(Position::Header);
                             return fault_at(pos, invalid_text());
                         }
                         return Step {
@@ -344,7 +347,7 @@ impl Reader {
                         };
                     }
                 }
-                State::Header => {
+                Position::Header => {
                     let Some(h) = Header::parse(rest) else {
                         return Step {
                             used: pos,
@@ -356,9 +359,9 @@ impl Reader {
                         // (A length with its top bit set cannot be skipped:
                         // nothing after it can be read.)
                         let after = if h.payload >> 63 != 0 {
-                            State::Closed
+                            Position::AfterClose
                         } else {
-                            State::Skip(h.payload)
+                            Position::Skip(h.payload)
                         };
                         self.fail(after);
                         return fault_at(pos, Fault::Protocol(rule));
@@ -379,7 +382,7 @@ impl Reader {
                             Control::Ping => Item::Ping(payload),
                             Control::Pong => Item::Pong(payload),
                             _ => {
-                                self.state = State::Closed;
+                                self.at = Position::AfterClose;
                                 self.partial = None;
                                 let close = parse_close(payload);
                                 self.failed |= close.is_err();
@@ -394,12 +397,12 @@ impl Reader {
                     pos += h.len;
                     self.log_frame(&h);
                     if self.failed {
-                        self.state = State::Skip(h.payload);
+                        self.at = Position::Skip(h.payload);
                         continue;
                     }
                     let continuation = h.opcode == OpCode::Data(Data::Continue);
                     if continuation != self.fragmented {
-                        self.fail(State::Skip(h.payload));
+                        self.fail(Position::Skip(h.payload));
                         return fault_at(
                             pos,
                             Fault::Protocol(if continuation {
@@ -419,7 +422,7 @@ impl Reader {
                     let so_far = self.partial.as_ref().map_or(0, |p| p.buf.len() as u64);
                     let size = so_far.saturating_add(h.payload);
                     if !compressed && size > self.limit {
-                        self.fail(State::Skip(h.payload));
+                        self.fail(Position::Skip(h.payload));
                         return fault_at(
                             pos,
                             Fault::TooLarge {
@@ -435,7 +438,7 @@ impl Reader {
                         let payload = &rest[..h.payload as usize];
                         pos += payload.len();
                         if text && std::str::from_utf8(payload).is_err() {
-                            self.fail(State::Header);
+                            self.fail(Position::Header);
                             return fault_at(pos, invalid_text());
                         }
                         return Step {
@@ -454,7 +457,7 @@ impl Reader {
                         });
                     }
                     self.fragmented = !h.fin;
-                    self.state = State::Data {
+                    self.at = Position::Data {
                         left: h.payload,
                         fin: h.fin,
                     };
@@ -474,11 +477,11 @@ impl Reader {
     }
 
     /// A fault: deliver nothing more; continue in `next`.
-    fn fail(&mut self, next: State) {
+    fn fail(&mut self, next: Position) {
         self.failed = true;
         self.partial = None;
         self.fragmented = false;
-        self.state = next;
+        self.at = next;
     }
 
     /// Append payload bytes to the message being assembled (inflated if
@@ -1014,9 +1017,9 @@ mod tests {
     /// the fault.
     #[test]
     fn each_fault_maps_to_the_contracts_error_and_close_code() {
-        use Code::*;
+        use wsb_result::*;
         #[rustfmt::skip]
-        let table: [(Fault, Code, u16, &str); 6] = [
+        let table: [(Fault, wsb_result, u16, &str); 6] = [
             (Fault::TooLarge { size: 20, limit: 10 }, WSB_ERR_MESSAGE_TOO_LARGE, 1009, "message too big"),
             (Fault::OutOfMemory { size: 20 }, WSB_ERR_MESSAGE_TOO_LARGE, 1009, "message too big"),
             (Fault::InflatesPastLimit { limit: 10 }, WSB_ERR_MESSAGE_TOO_LARGE, 1009, "message too big"),
