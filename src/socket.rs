@@ -32,7 +32,7 @@ use crate::time::deadline_after;
 use crate::transport::Transport;
 
 /// The host-visible state (`wsb_state` in C, `wsb_get_state`). The open
-/// connection's closing handshake is [`crate::lifecycle`]'s `Lifecycle`;
+/// connection's closing handshake is `lifecycle::Lifecycle`;
 /// where the frame reader is in the stream is its `Position`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
