@@ -2,10 +2,12 @@
 # A sanitizer over the Rust FFI tests (nightly, -Zbuild-std, so std is
 # instrumented too). Skipped with a note where the nightly toolchain or its
 # rust-src is missing, or where it cannot build with the sanitizer.
-#   SAN=address (default): AddressSanitizer over api, faults, misuse, shutdown,
-#               shutdown_data.
+#   SAN=address (default): AddressSanitizer over the C API contract's tests
+#               (library, options, connect, messages, close, events), faults,
+#               misuse, shutdown, shutdown_data.
 #   SAN=thread: ThreadSanitizer over the tests that exercise concurrency
-#               (api, misuse, shutdown, shutdown_race). Not shutdown_data: it
+#               (the C API contract's six, faults, misuse, shutdown,
+#               shutdown_race). Not shutdown_data: it
 #               reads a payload before a running wsb_shutdown frees it, ordered
 #               by a 3 s wait on the network, which TSan cannot see.
 # Any sanitizer report (ERROR: ...Sanitizer / WARNING: ThreadSanitizer) fails
@@ -14,10 +16,12 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh" # die, cargo_tally
 cd "$ROOT"
 SAN=${SAN:-address}
+# The C API contract, one test file per subject (ARCHITECTURE.md, Tests).
+contract=(--test library --test options --test connect --test messages --test close --test events)
 case $SAN in
-address) tests=(--test api --test faults --test misuse --test shutdown --test shutdown_data) ;;
+address) tests=("${contract[@]}" --test faults --test misuse --test shutdown --test shutdown_data) ;;
 thread)
-    tests=(--test api --test misuse --test shutdown --test shutdown_race)
+    tests=("${contract[@]}" --test faults --test misuse --test shutdown --test shutdown_race)
     # Test binaries end without joining every thread (libtest's, the test
     # server's): that is not a race. Races are still reported, and make a
     # test binary exit with 66.

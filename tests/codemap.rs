@@ -4,7 +4,7 @@
 //! names must exist.
 //!
 //! A file is named by a backticked token that is its path from the
-//! repository's root (`tests/api.rs`, `.ci/run`) or, under `src/`, from
+//! repository's root (`tests/connect.rs`, `.ci/run`) or, under `src/`, from
 //! `src/` (`connect/tls.rs`, `wire.rs`). A token that ends in a file
 //! extension, or starts with a top-level folder, is a path and must exist
 //! the same way.

@@ -130,13 +130,30 @@ fn data_before_a_violation_is_delivered_in_order() {
     // The text after the violation is never delivered.
 }
 
+/// Invalid UTF-8 in a text message from the peer, in one frame (`/badutf8`:
+/// C3 28) or across fragments (CE | 80 28): ERROR, then our close 1007,
+/// which the peer echoes (a clean close).
 #[test]
-fn invalid_utf8_in_a_fragmented_text_message_fails_with_1007() {
+fn invalid_utf8_from_the_peer_fails_with_1007() {
     let srv = TestServer::start();
-    let evs = raw_peer(&srv, &[0x01, 0x01, 0xce, 0x80, 0x01, 0x28]);
-    assert_eq!(kinds(&evs), [WSB_EVENT_ERROR, WSB_EVENT_CLOSE]);
-    assert_eq!(evs[0].error, WSB_ERR_PROTOCOL);
-    assert_eq!(evs[1].close_code, 1007);
+    let fragmented = format!("/raw?hex={}", hex(&[0x01, 0x01, 0xce, 0x80, 0x01, 0x28]));
+    for (i, path) in ["/badutf8", fragmented.as_str()].into_iter().enumerate() {
+        let ws = Ws::open(&srv.url(path), None);
+        let evs = ws.until_close();
+        assert_eq!(
+            kinds(&evs),
+            [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+            "{path}: {evs:?}"
+        );
+        assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "{path}");
+        assert_eq!(
+            (evs[1].close_code, evs[1].clean),
+            (1007, true),
+            "{path}: the peer echoed 1007"
+        );
+        let closes = srv.wait_client_closes(i + 1, WAIT);
+        assert_eq!(closes[i].code, Some(1007), "{path}");
+    }
 }
 
 #[test]

@@ -7,44 +7,12 @@ mod support;
 
 use std::ffi::CString;
 use std::sync::Arc;
-use std::time::Duration;
 
 use capi::*;
 use support::TestServer;
 use wsbridge::ffi::socket::*;
 use wsbridge::ffi::types::wsb_event_kind::*;
 use wsbridge::wsb_result::*;
-
-const T: Duration = Duration::from_secs(20);
-
-#[test]
-fn eight_threads_sending_on_one_socket_keep_each_threads_order() {
-    let srv = TestServer::start();
-    let ws = Arc::new(Ws::open(&srv.url("/echo"), None));
-    let per_thread = 500;
-    let senders: Vec<_> = (0..8)
-        .map(|t| {
-            let ws = ws.clone();
-            std::thread::spawn(move || {
-                for i in 0..per_thread {
-                    assert_eq!(ws.send_text(&format!("{t}:{i}")), WSB_OK);
-                }
-            })
-        })
-        .collect();
-    let mut next = [0usize; 8];
-    for _ in 0..8 * per_thread {
-        let ev = ws.expect(WSB_EVENT_TEXT).text();
-        let (t, i) = ev.split_once(':').unwrap();
-        let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
-        assert_eq!(i, next[t], "thread {t} out of order");
-        next[t] += 1;
-    }
-    for s in senders {
-        s.join().unwrap();
-    }
-    assert_eq!(next, [per_thread; 8]);
-}
 
 #[test]
 fn polling_while_other_threads_send_and_close() {
@@ -234,5 +202,5 @@ fn free_and_close_race_from_many_threads() {
         }
         assert_eq!(wsb_free(h), WSB_ERR_INVALID_HANDLE);
     }
-    assert!(srv.wait_idle(T));
+    assert!(srv.wait_idle(WAIT));
 }

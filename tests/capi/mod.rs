@@ -4,6 +4,7 @@
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
+use std::time::Duration;
 
 use wsbridge::ffi::library::*;
 use wsbridge::ffi::options::*;
@@ -15,6 +16,8 @@ use wsbridge::wsb_result::*;
 
 /// Bound on every wait in the tests (never reached when things work).
 pub const WAIT_MS: u32 = 20_000;
+/// WAIT_MS as a Duration, for the test server's waits (`wait_client_closes`, ...).
+pub const WAIT: Duration = Duration::from_millis(WAIT_MS as u64);
 
 /// An owned copy of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
