@@ -79,17 +79,19 @@ layout() {
     local ok=0
     for f in include/wsbridge.h include/wsbridge.hpp lib/libwsbridge.a lib/pkgconfig/wsbridge.pc \
              lib/cmake/wsbridge/wsbridgeConfig.cmake lib/cmake/wsbridge/wsbridgeConfigVersion.cmake \
-             "lib/libwsbridge.so.1.$VERSION"; do
+             "lib/libwsbridge.so.1.$VERSION" share/doc/wsbridge/THIRD-PARTY-NOTICES \
+             share/doc/wsbridge/LICENSE-MIT share/doc/wsbridge/LICENSE-APACHE; do
         [ -f "$PREFIX/$f" ] || { echo "missing $f"; ok=1; }
     done
     [ "$(readlink "$LIB/libwsbridge.so")" = libwsbridge.so.1 ] || { echo "bad libwsbridge.so link"; ok=1; }
     [ "$(readlink "$LIB/libwsbridge.so.1")" = "libwsbridge.so.1.$VERSION" ] || { echo "bad libwsbridge.so.1 link"; ok=1; }
     cmp -s include/wsbridge.h "$PREFIX/include/wsbridge.h" || { echo "installed header differs"; ok=1; }
     cmp -s include/wsbridge.hpp "$PREFIX/include/wsbridge.hpp" || { echo "installed C++ header differs"; ok=1; }
+    cmp -s THIRD-PARTY-NOTICES "$PREFIX/share/doc/wsbridge/THIRD-PARTY-NOTICES" || { echo "installed notices differ"; ok=1; }
     ls -l "$LIB" "$LIB/pkgconfig" "$LIB/cmake/wsbridge"
     return $ok
 }
-step "install layout (lib, soname links, .a, headers, .pc, CMake config)" layout
+step "install layout (lib, soname links, .a, headers, .pc, CMake config, notices)" layout
 
 soname() {
     readelf -d "$LIB/libwsbridge.so.1" | grep SONAME

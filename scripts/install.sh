@@ -18,6 +18,8 @@
 #   $LIBDIR/libwsbridge.a                static library
 #   $PREFIX/include/wsbridge.h, wsbridge.hpp   (the C header; the C++17 wrapper)
 #   $LIBDIR/pkgconfig/wsbridge.pc
+#   $PREFIX/share/doc/wsbridge/THIRD-PARTY-NOTICES, LICENSE-MIT, LICENSE-APACHE
+#     (the licences of the crates compiled into the library, and its own)
 #   $LIBDIR/cmake/wsbridge/wsbridgeConfig.cmake, wsbridgeConfigVersion.cmake
 #     (imported targets wsbridge::wsbridge and wsbridge::wsbridge_static, and
 #     wsbridge::wsbridge_cpp: wsbridge::wsbridge plus C++17, for wsbridge.hpp)
@@ -75,6 +77,9 @@ ln -sfn "$SONAME" "$D_LIB/libwsbridge.so"
 install -m 0644 "$OUT/libwsbridge.a" "$D_LIB/libwsbridge.a"
 install -m 0644 include/wsbridge.h "$D_INC/wsbridge.h"
 install -m 0644 include/wsbridge.hpp "$D_INC/wsbridge.hpp"
+D_DOC=$DESTDIR$PREFIX/share/doc/wsbridge
+mkdir -p "$D_DOC"
+install -m 0644 THIRD-PARTY-NOTICES LICENSE-MIT LICENSE-APACHE "$D_DOC/"
 
 # What a program linking libwsbridge.a also needs: the native libraries of
 # Rust's std, as this rustc reports them (wsbridge's own dependencies add none).
@@ -186,4 +191,4 @@ endif()
 CMAKE
 
 echo "installed wsbridge $VERSION (ABI $ABI, soname $SONAME) under ${DESTDIR}$PREFIX:"
-(cd "$DESTDIR$PREFIX" && find . \( -path "./${LIB_REL}/*wsbridge*" -o -path './include/wsbridge.h*' \) | sort | sed 's|^\./|  |')
+(cd "$DESTDIR$PREFIX" && find . \( -path "./${LIB_REL}/*wsbridge*" -o -path './include/wsbridge.h*' -o -path './share/doc/wsbridge/*' \) | sort | sed 's|^\./|  |')
