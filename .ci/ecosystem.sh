@@ -5,7 +5,8 @@
 #   - the install layout, the soname (readelf -d) and that only wsb_* symbols
 #     are exported (nm -D --defined-only), exactly the functions the header declares;
 #   - a CMake project (find_package(wsbridge)) building examples-c/echo.c against
-#     the .so and the .a, and a `pkg-config --cflags --libs wsbridge` build of it;
+#     the .so and the .a, and examples-c/cpp/echo.cpp (wsbridge.hpp) through
+#     wsbridge::wsbridge_cpp; a `pkg-config --cflags --libs wsbridge` build of echo.c;
 #   - Python cffi (ABI mode, from PyPI in a venv) and LuaJIT FFI, both fed the
 #     header preprocessed by `gcc -E -P`: echo + close;
 #   - wsb_options_set_proxy through a real proxy (Debian's tinyproxy on
@@ -76,18 +77,21 @@ echo "test server: $WS $WSS (pid $TEST_SERVER_PID)"
 # ---------------------------------------------------------------- install layout, soname, symbols
 layout() {
     local ok=0
-    for f in include/wsbridge.h lib/libwsbridge.a lib/pkgconfig/wsbridge.pc \
+    for f in include/wsbridge.h include/wsbridge.hpp lib/libwsbridge.a lib/pkgconfig/wsbridge.pc \
              lib/cmake/wsbridge/wsbridgeConfig.cmake lib/cmake/wsbridge/wsbridgeConfigVersion.cmake \
-             "lib/libwsbridge.so.1.$VERSION"; do
+             "lib/libwsbridge.so.1.$VERSION" share/doc/wsbridge/THIRD-PARTY-NOTICES \
+             share/doc/wsbridge/LICENSE-MIT share/doc/wsbridge/LICENSE-APACHE; do
         [ -f "$PREFIX/$f" ] || { echo "missing $f"; ok=1; }
     done
     [ "$(readlink "$LIB/libwsbridge.so")" = libwsbridge.so.1 ] || { echo "bad libwsbridge.so link"; ok=1; }
     [ "$(readlink "$LIB/libwsbridge.so.1")" = "libwsbridge.so.1.$VERSION" ] || { echo "bad libwsbridge.so.1 link"; ok=1; }
     cmp -s include/wsbridge.h "$PREFIX/include/wsbridge.h" || { echo "installed header differs"; ok=1; }
+    cmp -s include/wsbridge.hpp "$PREFIX/include/wsbridge.hpp" || { echo "installed C++ header differs"; ok=1; }
+    cmp -s THIRD-PARTY-NOTICES "$PREFIX/share/doc/wsbridge/THIRD-PARTY-NOTICES" || { echo "installed notices differ"; ok=1; }
     ls -l "$LIB" "$LIB/pkgconfig" "$LIB/cmake/wsbridge"
     return $ok
 }
-step "install layout (lib, soname links, .a, header, .pc, CMake config)" layout
+step "install layout (lib, soname links, .a, headers, .pc, CMake config, notices)" layout
 
 soname() {
     readelf -d "$LIB/libwsbridge.so.1" | grep SONAME
@@ -139,9 +143,11 @@ cmake_build() {
     if readelf -d "$b/echo_static" | grep -q 'libwsbridge'; then
         echo "echo_static needs libwsbridge at run time"; return 1
     fi
-    echo_runs "$b/echo_shared" && echo_runs "$b/echo_static"
+    readelf -d "$b/echo_cpp" | grep -q 'Shared library: \[libwsbridge.so.1\]' || {
+        echo "echo_cpp does not need libwsbridge.so.1"; return 1; }
+    echo_runs "$b/echo_shared" && echo_runs "$b/echo_static" && echo_runs "$b/echo_cpp"
 }
-step "CMake find_package(wsbridge): echo.c against the .so and the .a, run over ws:// and wss://" cmake_build
+step "CMake find_package(wsbridge): echo.c against the .so and the .a, echo.cpp via wsbridge::wsbridge_cpp, run over ws:// and wss://" cmake_build
 
 cmake_version_check() {
     # The version file: a newer version than installed must not be accepted.

@@ -4,7 +4,10 @@
 # wsb-luau.exe (Luau + examples-c/luau) in both Luau error modes, packages
 # them, and runs under Wine, against loopback test servers: the C examples and
 # contract tests, the Luau scripts, an MSVC-ABI consumer (clang + lld-link
-# against wsbridge.lib), a C++ consumer, and 1 000 DLL reload rounds; plus
+# against wsbridge.lib; wsbridge.hpp compiled for the MSVC target), a C++
+# consumer, the C++ wrapper's echo.cpp built
+# from the unpacked zip (its include/ and lib/, run beside its bin/wsbridge.dll,
+# linked and loaded), and 1 000 DLL reload rounds; plus
 # the DLL hygiene checks (exports, imports, VERSIONINFO).
 #
 #   bash .ci/windows.sh
@@ -179,6 +182,20 @@ ZIP=$WIN/wsbridge-$VERSION-x86_64-windows.zip
 log "package: ${ZIP#"$ROOT"/}"
 bash scripts/package-windows.sh "$DIST" "$BIN" "$ZIP" >"$LOGS/package.txt"
 
+# The zip as a C++ user gets it: unpacked, examples-c/cpp/echo.cpp (the
+# header-only wsbridge.hpp) built against its include/ and lib/ with mingw
+# g++ -fno-exceptions, linked and loaded (LoadLibrary), and run in its bin/
+# beside its wsbridge.dll (plus the TEST-ONLY bcryptprimitives.dll stand-in).
+UNZIP=$WIN/unzipped
+log "C++: examples-c/cpp/echo.cpp against the unpacked zip (${UNZIP#"$ROOT"/})"
+rm -rf "$UNZIP"
+python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$ZIP" "$UNZIP"
+CXXFLAGS_ZIP=(-std=c++17 -Wall -Wextra -Werror -pedantic -fno-exceptions -O2 -I"$UNZIP/include"
+              -static-libgcc -static-libstdc++)
+$MINGW_CXX "${CXXFLAGS_ZIP[@]}" examples-c/cpp/echo.cpp -L"$UNZIP/lib" -lwsbridge -o "$UNZIP/bin/echo_cpp.exe"
+$MINGW_CXX "${CXXFLAGS_ZIP[@]}" -DECHO_DLOPEN examples-c/cpp/echo.cpp -o "$UNZIP/bin/echo_cpp_dlopen.exe"
+cp "$BIN/bcryptprimitives.dll" "$UNZIP/bin/"
+
 # ---------------------------------------------------------------- checks
 log "wsbridge.dll: exports and imports"
 imports=$(x86_64-w64-mingw32-objdump -p "$DIST/wsbridge.dll" | awk '/DLL Name:/ {print $3}' | sort -u | tr '\n' ' ')
@@ -262,6 +279,24 @@ else
     fail "C4996 functions in the Luau host/binding"
 fi
 
+# The C++ wrapper under the MSVC target's rules (_MSC_VER, _MSVC_LANG, the
+# MSVC ABI), syntax only: there is no MSVC STL here, so mingw's libstdc++
+# headers stand in (-fgnuc-version lets them parse; __STRICT_ANSI__ as
+# -std=c++17 means for them). examples-c/cpp/echo.cpp, linked and dynamic.
+msvc_cpp=1
+MINGW_CXX_INC=$(ls -d /usr/lib/gcc/x86_64-w64-mingw32/*-win32/include/c++ | head -1)
+for mode in "" -DECHO_DLOPEN; do
+    clang++ --target=x86_64-pc-windows-msvc -fgnuc-version=12 -D__STRICT_ANSI__ -std=c++17 -fsyntax-only \
+        -Wall -Wextra -Werror -fno-exceptions -nostdinc++ -isystem "$MINGW_CXX_INC" \
+        -isystem "$MINGW_CXX_INC/x86_64-w64-mingw32" -isystem /usr/share/mingw-w64/include -Iinclude \
+        $mode examples-c/cpp/echo.cpp || msvc_cpp=0
+done
+if [ "$msvc_cpp" = 1 ]; then
+    pass "wsbridge.hpp: examples-c/cpp/echo.cpp compiles for the MSVC target (clang, -std=c++17 -fno-exceptions -Werror; linked and dynamic)"
+else
+    fail "wsbridge.hpp under clang --target=x86_64-pc-windows-msvc"
+fi
+
 # The two Luau error modes are what they say: ldo.cpp throws C++ exceptions
 # in one, longjmps in the other.
 ldo_exc=$(x86_64-w64-mingw32-nm "$LUAU_OUT/ldo-exceptions.o")
@@ -274,7 +309,7 @@ else
 fi
 
 # The package's contents, exactly.
-want_files="LICENSE-APACHE LICENSE-Luau.txt LICENSE-MIT README-windows.md bin/wsb-luau.exe bin/wsbridge.dll include/wsbridge.h lib/libwsbridge.dll.a lib/wsbridge.def lib/wsbridge.lib luau/ready_set.c luau/ready_set.h luau/signals.c luau/signals.h luau/websocket.c luau/websocket.h"
+want_files="LICENSE-APACHE LICENSE-Luau.txt LICENSE-MIT README-windows.md THIRD-PARTY-NOTICES bin/wsb-luau.exe bin/wsbridge.dll include/wsbridge.h include/wsbridge.hpp lib/libwsbridge.dll.a lib/wsbridge.def lib/wsbridge.lib luau/ready_set.c luau/ready_set.h luau/signals.c luau/signals.h luau/websocket.c luau/websocket.h"
 got_files=$(LC_ALL=C sort "$LOGS/package.txt" | tr '\n' ' ' | sed 's/ $//')
 zip_dll_ok=$(python3 -c '
 import sys, zipfile
@@ -333,11 +368,12 @@ timeout 300 "$WINE" wineboot --init >"$LOGS/wineboot.log" 2>&1 || { cat "$LOGS/w
 "$WINE" --version
 
 # run KEY NAME TIMEOUT EXE ARGS...: one Wine run, one line; output in
-# logs/KEY.log (shown if it fails). Runs in bin/, so the loader finds the DLLs.
+# logs/KEY.log (shown if it fails). Runs in bin/ (RUN_IN=DIR: in DIR), so
+# the loader finds the DLLs.
 run() {
     local key=$1 name=$2 secs=$3 rc=0; shift 3
     local out=$LOGS/$key.log
-    (cd "$BIN" && timeout -k 10 "$secs" "$WINE" "$@") >"$out" 2>&1 || rc=$?
+    (cd "${RUN_IN:-$BIN}" && timeout -k 10 "$secs" "$WINE" "$@") >"$out" 2>&1 || rc=$?
     tr -d '\r' <"$out" >"$out.tmp" && mv "$out.tmp" "$out"
     if [ "$rc" -eq 0 ]; then
         pass "$name"
@@ -357,6 +393,13 @@ c_sum=$(grep -Eo '^[0-9]+ passed, [0-9]+ failed' "$LOGS/contract.log" | tail -1 
 echo "contract.exe: ${c_sum:-no summary line}"
 grep '^FAIL' "$LOGS/contract.log" || true
 run cpp_consumer "cpp_consumer.exe (mingw g++, C++17, includes wsbridge.h)" 120 ./cpp_consumer.exe "$WS_URL/echo"
+cp "$BIN/ca.pem" "$UNZIP/bin/"
+RUN_IN=$UNZIP/bin run echo_cpp-ws "echo_cpp.exe ws:// (examples-c/cpp/echo.cpp, wsbridge.hpp, built from the zip)" 120 \
+    ./echo_cpp.exe "$WS_URL/echo"
+RUN_IN=$UNZIP/bin run echo_cpp-wss "echo_cpp.exe wss:// (CA file by option, from the zip)" 120 \
+    ./echo_cpp.exe "$WSS_URL/echo" ca.pem
+RUN_IN=$UNZIP/bin run echo_cpp_dlopen "echo_cpp_dlopen.exe (WSBRIDGE_DYNAMIC: LoadLibrary of the zip's DLL, shutdown + FreeLibrary)" 120 \
+    ./echo_cpp_dlopen.exe "$WS_URL/echo" wsbridge.dll
 run msvc_consumer "msvc_consumer.exe (MSVC ABI: clang + lld-link against lib/wsbridge.lib)" 120 \
     ./msvc_consumer.exe "$WS_URL/echo"
 run reload "reload.exe: 1000 LoadLibrary/echo/wsb_shutdown/FreeLibrary rounds (threads, working set, TLS slots)" \

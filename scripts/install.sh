@@ -16,10 +16,13 @@
 #   $LIBDIR/libwsbridge.so.1             -> libwsbridge.so.1.<version>   (run time)
 #   $LIBDIR/libwsbridge.so               -> libwsbridge.so.1             (-lwsbridge)
 #   $LIBDIR/libwsbridge.a                static library
-#   $PREFIX/include/wsbridge.h
+#   $PREFIX/include/wsbridge.h, wsbridge.hpp   (the C header; the C++17 wrapper)
 #   $LIBDIR/pkgconfig/wsbridge.pc
+#   $PREFIX/share/doc/wsbridge/THIRD-PARTY-NOTICES, LICENSE-MIT, LICENSE-APACHE
+#     (the licences of the crates compiled into the library, and its own)
 #   $LIBDIR/cmake/wsbridge/wsbridgeConfig.cmake, wsbridgeConfigVersion.cmake
-#     (imported targets wsbridge::wsbridge and wsbridge::wsbridge_static)
+#     (imported targets wsbridge::wsbridge and wsbridge::wsbridge_static, and
+#     wsbridge::wsbridge_cpp: wsbridge::wsbridge plus C++17, for wsbridge.hpp)
 #
 # Why a script and not cargo-c: see "Install" in the README.
 set -euo pipefail
@@ -73,6 +76,10 @@ ln -sfn "$REAL" "$D_LIB/$SONAME"
 ln -sfn "$SONAME" "$D_LIB/libwsbridge.so"
 install -m 0644 "$OUT/libwsbridge.a" "$D_LIB/libwsbridge.a"
 install -m 0644 include/wsbridge.h "$D_INC/wsbridge.h"
+install -m 0644 include/wsbridge.hpp "$D_INC/wsbridge.hpp"
+D_DOC=$DESTDIR$PREFIX/share/doc/wsbridge
+mkdir -p "$D_DOC"
+install -m 0644 THIRD-PARTY-NOTICES LICENSE-MIT LICENSE-APACHE "$D_DOC/"
 
 # What a program linking libwsbridge.a also needs: the native libraries of
 # Rust's std, as this rustc reports them (wsbridge's own dependencies add none).
@@ -111,9 +118,10 @@ cat > "$D_LIB/cmake/wsbridge/wsbridgeConfig.cmake" <<CMAKE
 #   find_package(wsbridge REQUIRED)          # or: find_package(wsbridge 0.1 REQUIRED)
 #   target_link_libraries(app PRIVATE wsbridge::wsbridge)          # libwsbridge.so
 #   target_link_libraries(app PRIVATE wsbridge::wsbridge_static)   # libwsbridge.a
+#   target_link_libraries(app PRIVATE wsbridge::wsbridge_cpp)      # C++: wsbridge.hpp (C++17) + the .so
 #
 # Also sets wsbridge_VERSION, wsbridge_ABI_VERSION, wsbridge_INCLUDE_DIRS and
-# wsbridge_LIBRARIES (= wsbridge::wsbridge).
+# wsbridge_LIBRARIES (= wsbridge::wsbridge), and wsbridge_CXX_HEADER (wsbridge.hpp).
 get_filename_component(_wsb_prefix "\${CMAKE_CURRENT_LIST_DIR}/$UP" ABSOLUTE)
 set(_wsb_libdir "\${_wsb_prefix}/$LIB_REL")
 
@@ -135,10 +143,18 @@ if(NOT TARGET wsbridge::wsbridge_static)
     INTERFACE_INCLUDE_DIRECTORIES "\${_wsb_prefix}/include"
     INTERFACE_LINK_LIBRARIES "$CMAKE_STATIC_LIBS")
 endif()
+if(NOT TARGET wsbridge::wsbridge_cpp)
+  # include/wsbridge.hpp: header-only, C++17, over the shared library.
+  add_library(wsbridge::wsbridge_cpp INTERFACE IMPORTED)
+  set_target_properties(wsbridge::wsbridge_cpp PROPERTIES
+    INTERFACE_LINK_LIBRARIES wsbridge::wsbridge
+    INTERFACE_COMPILE_FEATURES cxx_std_17)
+endif()
 
 set(wsbridge_VERSION "$VERSION")
 set(wsbridge_ABI_VERSION $ABI)
 set(wsbridge_INCLUDE_DIRS "\${_wsb_prefix}/include")
+set(wsbridge_CXX_HEADER "\${_wsb_prefix}/include/wsbridge.hpp")
 set(wsbridge_LIBRARIES wsbridge::wsbridge)
 unset(_wsb_prefix)
 unset(_wsb_libdir)
@@ -175,4 +191,4 @@ endif()
 CMAKE
 
 echo "installed wsbridge $VERSION (ABI $ABI, soname $SONAME) under ${DESTDIR}$PREFIX:"
-(cd "$DESTDIR$PREFIX" && find . \( -path "./${LIB_REL}/*wsbridge*" -o -path ./include/wsbridge.h \) | sort | sed 's|^\./|  |')
+(cd "$DESTDIR$PREFIX" && find . \( -path "./${LIB_REL}/*wsbridge*" -o -path './include/wsbridge.h*' -o -path './share/doc/wsbridge/*' \) | sort | sed 's|^\./|  |')

@@ -9,10 +9,11 @@
 #
 #   bin/wsbridge.dll  bin/wsb-luau.exe
 #   lib/wsbridge.lib  (MSVC)  lib/libwsbridge.dll.a  (mingw)  lib/wsbridge.def
-#   include/wsbridge.h
+#   include/wsbridge.h  include/wsbridge.hpp  (the C header; the C++17 wrapper)
 #   luau/websocket.c  luau/websocket.h  luau/signals.c  luau/signals.h
 #   luau/ready_set.c  luau/ready_set.h
 #   README-windows.md  LICENSE-MIT  LICENSE-APACHE  LICENSE-Luau.txt
+#   THIRD-PARTY-NOTICES  (every crate compiled into the DLL, and Luau: their licences)
 #
 # Prints the zip's file list. Needs python3 (its zipfile module makes the zip:
 # no zip package to install).
@@ -24,10 +25,10 @@ rm -rf "$STAGE" "$ZIP"
 mkdir -p "$STAGE/bin" "$STAGE/lib" "$STAGE/include" "$STAGE/luau"
 cp "$DIST/wsbridge.dll" "$BIN/wsb-luau.exe" "$STAGE/bin/"
 cp "$DIST/wsbridge.lib" "$DIST/libwsbridge.dll.a" "$DIST/wsbridge.def" "$STAGE/lib/"
-cp include/wsbridge.h "$STAGE/include/"
+cp include/wsbridge.h include/wsbridge.hpp "$STAGE/include/"
 cp examples-c/luau/websocket.c examples-c/luau/websocket.h examples-c/luau/signals.c examples-c/luau/signals.h \
     examples-c/luau/ready_set.c examples-c/luau/ready_set.h "$STAGE/luau/"
-cp scripts/README-windows.md LICENSE-MIT LICENSE-APACHE "$STAGE/"
+cp scripts/README-windows.md LICENSE-MIT LICENSE-APACHE THIRD-PARTY-NOTICES "$STAGE/"
 # wsb-luau.exe contains Luau (MIT, Roblox).
 cp examples-c/luau/vm/include/LICENSE.txt "$STAGE/LICENSE-Luau.txt"
 # Same bytes for the same inputs: fixed timestamps, sorted names.
