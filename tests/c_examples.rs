@@ -5,39 +5,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
+use support::programs::{check, lib_dir, out_dir, root, run};
 use support::TestServer;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding the freshly built libwsbridge.so: cargo builds the
-/// cdylib next to this test binary (target/<profile>/deps).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("libwsbridge.so").exists(),
-        "no libwsbridge.so in {}",
-        dir.display()
-    );
-    dir
-}
-
-fn out_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wsb-c-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn compile(src: &Path, name: &str, link: bool) -> PathBuf {
-    let out = out_dir().join(name);
+    let out = out_dir("c").join(name);
     let mut cmd = Command::new("cc");
     cmd.args([
         "-std=c99",
@@ -65,38 +39,6 @@ fn compile(src: &Path, name: &str, link: bool) -> PathBuf {
     out
 }
 
-/// Run with a bound: a watchdog kills the child (by PID) if it outlives RUN_TIMEOUT.
-fn run(exe: &Path, args: &[&str]) -> Output {
-    let child = Command::new(exe)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn example");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(RUN_TIMEOUT).is_err() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-    });
-    let out = child.wait_with_output().expect("wait example");
-    let _ = tx.send(());
-    watchdog.join().unwrap();
-    out
-}
-
-fn check(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn echo_c_linked() {
     let srv = TestServer::start();
@@ -106,7 +48,7 @@ fn echo_c_linked() {
     assert!(out.contains("binary: 5 bytes"), "{out}");
     assert!(out.contains("close: code 1000, clean 1"), "{out}");
     // wss:// with the test CA added by option.
-    let ca = out_dir().join("ca.pem");
+    let ca = out_dir("c").join("ca.pem");
     std::fs::write(&ca, &srv.ca_pem).unwrap();
     let out = check(
         &run(&exe, &[&srv.tls_url("/echo"), ca.to_str().unwrap()]),

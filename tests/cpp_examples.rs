@@ -7,35 +7,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
+use support::programs::{check, lib_dir, out_dir, root, run};
 use support::TestServer;
-
-const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The directory holding the freshly built libwsbridge.so (target/<profile>/deps).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("libwsbridge.so").exists(),
-        "no libwsbridge.so in {}",
-        dir.display()
-    );
-    dir
-}
-
-fn out_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wsb-cpp-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// How a program reaches the library.
 #[derive(Clone, Copy, PartialEq)]
@@ -46,7 +21,7 @@ enum Load {
 }
 
 fn compile(compiler: &str, std: &str, src: &Path, name: &str, load: Load) -> PathBuf {
-    let out = out_dir().join(name);
+    let out = out_dir("cpp").join(name);
     let mut cmd = Command::new(compiler);
     cmd.arg(format!("-std={std}"))
         .args([
@@ -86,38 +61,6 @@ fn compile(compiler: &str, std: &str, src: &Path, name: &str, load: Load) -> Pat
     out
 }
 
-/// Run with a bound: a watchdog kills the child (by PID) if it outlives RUN_TIMEOUT.
-fn run(exe: &Path, args: &[&str]) -> Output {
-    let child = Command::new(exe)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn program");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if rx.recv_timeout(RUN_TIMEOUT).is_err() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-    });
-    let out = child.wait_with_output().expect("wait program");
-    let _ = tx.send(());
-    watchdog.join().unwrap();
-    out
-}
-
-fn check(out: &Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 fn lib_path() -> String {
     lib_dir()
         .join("libwsbridge.so")
@@ -140,7 +83,7 @@ fn echo_cpp_linked() {
     assert!(out.contains("text: hello, wsbridge"), "{out}");
     assert!(out.contains("binary: 5 bytes"), "{out}");
     assert!(out.contains("close: code 1000, clean 1"), "{out}");
-    let ca = out_dir().join("ca.pem");
+    let ca = out_dir("cpp").join("ca.pem");
     std::fs::write(&ca, &srv.ca_pem).unwrap();
     let out = check(
         &run(&exe, &[&srv.tls_url("/echo"), ca.to_str().unwrap()]),
@@ -222,7 +165,7 @@ fn hpp_compiles_with_clang() {
         eprintln!("no clang++: skipped");
         return;
     }
-    let dir = out_dir();
+    let dir = out_dir("cpp");
     for (src, define) in [
         ("examples-c/cpp/echo.cpp", ""),
         ("examples-c/cpp/echo.cpp", "-DECHO_DLOPEN"),

@@ -38,6 +38,7 @@
 mod conn;
 pub mod dropper;
 mod handlers;
+pub mod programs;
 pub mod raw;
 mod tls;
 #[allow(unused_imports)] // not every test binary uses them
