@@ -214,17 +214,25 @@ fn compressed_control_frames_and_rsv1_on_a_continuation_fail_with_1002() {
         ("compressed ping", control, "compressed control frame"),
         ("RSV1 on a continuation", cont, "continuation"),
     ] {
-        let ws = Ws::open(&peer_url(&srv, "permessage-deflate", &frames), Some(&on()));
-        let evs = ws.until_close();
-        assert_eq!(
-            kinds(&evs),
-            [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
-            "{what}: {evs:?}"
-        );
-        assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "{what}");
-        assert!(evs[0].text().contains(detail), "{what}: {}", evs[0].text());
-        assert_eq!((evs[1].close_code, evs[1].clean), (1002, true), "{what}");
+        let error = fails_with_1002(&srv, what, &frames);
+        assert!(error.contains(detail), "{what}: {error}");
     }
+}
+
+/// A permessage-deflate peer sends `frames`: the connection fails with
+/// ERROR (`WSB_ERR_PROTOCOL`), then CLOSE after our close 1002. Returns the
+/// ERROR's detail.
+fn fails_with_1002(srv: &TestServer, what: &str, frames: &[u8]) -> String {
+    let ws = Ws::open(&peer_url(srv, "permessage-deflate", frames), Some(&on()));
+    let evs = ws.until_close();
+    assert_eq!(
+        kinds(&evs),
+        [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
+        "{what}: {evs:?}"
+    );
+    assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "{what}");
+    assert_eq!((evs[1].close_code, evs[1].clean), (1002, true), "{what}");
+    evs[0].text()
 }
 
 /// Data that does not inflate is a protocol error: ERROR naming the
@@ -257,20 +265,11 @@ fn corrupt_compressed_data_fails_with_1002_naming_the_compressed_data() {
         ),
     ] {
         let closes = srv.client_closes().len();
-        let ws = Ws::open(&peer_url(&srv, "permessage-deflate", &frames), Some(&on()));
-        let evs = ws.until_close();
-        assert_eq!(
-            kinds(&evs),
-            [WSB_EVENT_ERROR, WSB_EVENT_CLOSE],
-            "{what}: {evs:?}"
-        );
-        assert_eq!(evs[0].error, WSB_ERR_PROTOCOL, "{what}");
+        let error = fails_with_1002(&srv, what, &frames);
         assert!(
-            evs[0].text().starts_with("invalid compressed data"),
-            "{what}: {}",
-            evs[0].text()
+            error.starts_with("invalid compressed data"),
+            "{what}: {error}"
         );
-        assert_eq!((evs[1].close_code, evs[1].clean), (1002, true), "{what}");
         // What the peer was told.
         let seen = srv.wait_client_closes(closes + 1, std::time::Duration::from_secs(20));
         let ours = seen.last().expect("our close reached the peer");
